@@ -1,0 +1,10 @@
+"""aevb: learn the distribution p(x) of a dataset with variational autoencoders."""
+
+from . import data as datasets
+from .config import VAEConfig
+from .errors import AevbError
+from .estimator import VAE
+from .persistence import load
+from .version import __version__
+
+__all__ = ["VAE", "VAEConfig", "AevbError", "load", "datasets", "__version__"]

@@ -1,0 +1,94 @@
+"""The defaults of a VAE, in one dataclass.
+
+The same fields are the keyword arguments of :class:`aevb.VAE`, the options of
+``aevb fit`` and the ``"model"`` block of a saved ``config.json``, so a choice
+is declared once, here, with its meaning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+from .errors import AevbError
+
+Likelihood = Literal["auto", "gaussian", "bernoulli"]
+DecoderScale = Literal["feature", "output"]
+
+
+@dataclass
+class VAEConfig:
+    latent_dim: int = field(default=16, metadata={"help": "Size of the latent code z."})
+    hidden: tuple[int, ...] = field(
+        default=(256, 256),
+        metadata={"help": "Hidden layer widths of encoder and decoder MLPs, e.g. 256,256."},
+    )
+    likelihood: Likelihood = field(
+        default="auto",
+        metadata={"help": "p(x|z): bernoulli for {0,1} data, gaussian otherwise (auto picks)."},
+    )
+    decoder_scale: DecoderScale = field(
+        default="feature",
+        metadata={
+            "help": "Gaussian decoder's sigma: one learned value per feature, "
+            "or an output of the decoder net per row."
+        },
+    )
+    epochs: int = field(default=500, metadata={"help": "Maximum number of passes over the data."})
+    batch_size: int = field(default=128, metadata={"help": "Rows per gradient step."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Adam step size."})
+    weight_decay: float = field(default=0.0, metadata={"help": "Adam's L2 penalty on weights."})
+    mc_samples: int = field(
+        default=1, metadata={"help": "Monte-Carlo samples L of z per row in the training ELBO."}
+    )
+    validation_fraction: float = field(
+        default=0.1, metadata={"help": "Share of rows held out for early stopping."}
+    )
+    patience: int = field(
+        default=30, metadata={"help": "Stop after this many epochs without a better validation ELBO."}
+    )
+    max_time: float | None = field(
+        default=None, metadata={"help": "Wall-clock cap on training, in seconds."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seed: the same seed and data give the same model."})
+
+    def __post_init__(self) -> None:
+        self.hidden = tuple(self.hidden)
+        self.validate()
+
+    def validate(self) -> None:
+        positive = ["latent_dim", "epochs", "batch_size", "mc_samples", "patience"]
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise AevbError(f"{name} must be a positive integer, got {value!r}")
+        if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in self.hidden):
+            raise AevbError(f"hidden must be one or more positive integers, got {self.hidden!r}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise AevbError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise AevbError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 < self.validation_fraction < 1:
+            raise AevbError(
+                f"validation_fraction must lie strictly between 0 and 1, got {self.validation_fraction!r}"
+            )
+        if self.max_time is not None and not self.max_time > 0:
+            raise AevbError(f"max_time must be a positive number of seconds, got {self.max_time!r}")
+        for name, kind in [("likelihood", Likelihood), ("decoder_scale", DecoderScale)]:
+            if getattr(self, name) not in get_args(kind):
+                raise AevbError(
+                    f"{name} must be one of {', '.join(get_args(kind))}, got {getattr(self, name)!r}"
+                )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "VAEConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise AevbError(f"unknown VAE option(s): {', '.join(unknown)}")
+        return cls(**values)

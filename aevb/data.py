@@ -1,0 +1,180 @@
+"""Loading data: arrays, tables, image folders and built-in datasets.
+
+Every loader returns a :class:`Dataset` whose ``values`` are a finite float64
+array of shape (n_rows, n_features); anything else is an :class:`AevbError`
+that names the problem.
+"""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AevbError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+DIGITS_TEST_FRACTION = 0.2
+DIGITS_SPLIT_SEED = 0
+
+
+@dataclass
+class Dataset:
+    """Rows to model; ``image_shape`` is (H, W) or (H, W, C) when each row is a flattened image."""
+
+    values: np.ndarray
+    image_shape: tuple[int, ...] | None = None
+
+
+def _digits(part: str) -> Dataset:
+    from sklearn.datasets import load_digits
+
+    values = load_digits().data.astype(np.float64)  # (1797, 64), levels 0..16
+    if part != "all":
+        order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(values))
+        n_test = int(round(DIGITS_TEST_FRACTION * len(values)))
+        rows = order[:n_test] if part == "test" else order[n_test:]
+        values = values[np.sort(rows)]
+    return Dataset(values, (8, 8))
+
+
+BUILTIN = {
+    "digits": lambda: _digits("all"),
+    "digits-train": lambda: _digits("train"),
+    "digits-test": lambda: _digits("test"),
+}
+
+
+def load(source: str | Path, key: str | None = None) -> Dataset:
+    """Read ``source``: a built-in name, a .npy/.npz/.csv file or a folder of images."""
+    name = str(source)
+    if name in BUILTIN:
+        return validated(BUILTIN[name](), name)
+    path = Path(source)
+    if not path.exists():
+        builtins = ", ".join(BUILTIN)
+        raise AevbError(f"no such file or folder: {name} (built-in datasets: {builtins})")
+    if path.is_dir():
+        return validated(_load_image_folder(path), name)
+    suffix = path.suffix.lower()
+    readers = {".npy": _load_npy, ".npz": lambda p: _load_npz(p, key), ".csv": _load_csv}
+    if suffix not in readers:
+        raise AevbError(
+            f"unsupported file type {suffix or '(none)'} for {name}: use .npy, .npz, .csv or a folder of images"
+        )
+    return validated(readers[suffix](path), name)
+
+
+def _from_array(array: np.ndarray, name: str) -> Dataset:
+    if array.dtype.kind not in "biuf":
+        raise AevbError(f"{name} holds {array.dtype} values; aevb needs real numbers")
+    if array.ndim == 1:
+        return Dataset(array.reshape(-1, 1))
+    if array.ndim == 2:
+        return Dataset(array)
+    if array.ndim in (3, 4) and (array.ndim == 3 or array.shape[-1] in (1, 3, 4)):
+        return Dataset(array.reshape(len(array), -1), tuple(array.shape[1:]))
+    raise AevbError(f"{name} has shape {array.shape}; expected (rows, features) or a stack of images")
+
+
+def _load_npy(path: Path) -> Dataset:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except ValueError as error:
+        raise AevbError(f"cannot read {path} as a numeric .npy array ({error})") from None
+    except OSError as error:
+        raise AevbError(f"cannot read {path}: {error}") from None
+    return _from_array(array, str(path))
+
+
+def _load_npz(path: Path, key: str | None) -> Dataset:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            keys = list(archive.keys())
+            if key is None:
+                if len(keys) != 1:
+                    raise AevbError(f"{path} holds arrays {keys}; choose one with --key")
+                key = keys[0]
+            if key not in keys:
+                raise AevbError(f"{path} has no array named {key!r}; it holds {keys}")
+            array = archive[key]
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
+        raise AevbError(f"cannot read {path} as a numeric .npz archive ({error})") from None
+    return _from_array(array, f"{path}[{key}]")
+
+
+def _parse_float(cell: str) -> float | None:
+    try:
+        return float(cell)
+    except ValueError:
+        return None
+
+
+def _load_csv(path: Path) -> Dataset:
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = [row for row in csv.reader(handle) if row]
+    except (UnicodeDecodeError, csv.Error, OSError) as error:
+        raise AevbError(f"cannot read {path} as a CSV table ({error})") from None
+    if not rows:
+        raise AevbError(f"{path} is empty")
+    header = None
+    if any(_parse_float(cell) is None for cell in rows[0]):
+        header, rows = [cell.strip() for cell in rows[0]], rows[1:]
+    width = len(header) if header else len(rows[0]) if rows else 0
+    values = np.empty((len(rows), width))
+    for i, row in enumerate(rows):
+        line = i + (2 if header else 1)
+        if len(row) != width:
+            raise AevbError(f"{path} line {line} has {len(row)} fields, expected {width}")
+        for j, cell in enumerate(row):
+            number = _parse_float(cell)
+            if number is None:
+                column = repr(header[j]) if header else f"{j + 1}"
+                raise AevbError(f"{path} column {column} is not numeric (line {line}: {cell!r})")
+            values[i, j] = number
+    return Dataset(values)
+
+
+def _load_image_folder(folder: Path) -> Dataset:
+    from PIL import Image, UnidentifiedImageError
+
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise AevbError(f"{folder} holds no .png or .jpg images")
+    images = []
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                images.append(image.convert("L" if image.mode in ("1", "L", "I;16", "I", "F", "LA") else "RGB"))
+        except (UnidentifiedImageError, OSError) as error:
+            raise AevbError(f"cannot read image {path} ({error})") from None
+    if len({im.mode for im in images}) > 1:
+        images = [im.convert("RGB") for im in images]
+    sizes = [im.size for im in images]
+    odd = next((i for i, size in enumerate(sizes) if size != sizes[0]), None)
+    if odd is not None:
+        (w0, h0), (w1, h1) = sizes[0], sizes[odd]
+        raise AevbError(
+            f"images in {folder} differ in size: {files[0].name} is {w0}x{h0}, {files[odd].name} is {w1}x{h1}"
+        )
+    array = np.stack([np.asarray(im, dtype=np.float64) for im in images])
+    return Dataset(array.reshape(len(array), -1), tuple(array.shape[1:]))
+
+
+def validated(data: Dataset, name: str) -> Dataset:
+    """Check that the rows are non-empty and finite; return them as float64."""
+    values = data.values
+    if values.size == 0:
+        raise AevbError(f"{name} holds no data (shape {values.shape})")
+    values = values.astype(np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, column = np.argwhere(bad)[0]
+        raise AevbError(
+            f"{name} has {int(bad.sum())} NaN or infinite value(s), the first at row {row}, column {column}"
+        )
+    return Dataset(values, data.image_shape)

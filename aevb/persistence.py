@@ -1,0 +1,116 @@
+"""Saving and loading fitted models: a folder with config.json and model.safetensors.
+
+Nothing is ever unpickled: the weights are plain tensors in safetensors and
+everything else is JSON, so loading a stranger's model runs none of their code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .config import VAEConfig
+from .errors import AevbError
+from .preprocess import Preprocessor
+from .version import __version__
+
+FORMAT = "aevb-model"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def _replace_atomically(path: Path, write) -> None:
+    """Call write(temp_path) on a file beside ``path``, then rename it over ``path``."""
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(temp)
+        with open(temp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def save(estimator, folder: str | Path) -> Path:
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise AevbError(f"cannot create the model folder {folder}: {error.strerror}") from None
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "aevb_version": __version__,
+        "model_type": type(estimator).__name__,
+        "model": estimator.config.to_dict(),
+        "likelihood": estimator.preprocessor_.likelihood,
+        "preprocessor": estimator.preprocessor_.to_dict(),
+        "n_features": estimator.n_features_in_,
+        "image_shape": list(estimator.image_shape_) if estimator.image_shape_ else None,
+        "training": {
+            "best_epoch": getattr(estimator, "best_epoch_", None),
+            "epochs_run": len(getattr(estimator, "history_", [])),
+            "stopped_because": getattr(estimator, "stopped_because_", None),
+        },
+    }
+    state = {name: t.detach().contiguous() for name, t in estimator.model_.state_dict().items()}
+    try:
+        _replace_atomically(folder / WEIGHTS_FILE, lambda p: save_file(state, p))
+        _replace_atomically(
+            folder / CONFIG_FILE, lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n")
+        )
+    except OSError as error:
+        raise AevbError(f"cannot write the model into {folder}: {error.strerror or error}") from None
+    return folder
+
+
+def load(folder: str | Path):
+    """Read a model that :func:`save` wrote; any damage is an AevbError naming the file."""
+    from .estimator import VAE
+
+    folder = Path(folder)
+    config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+    if not folder.is_dir():
+        raise AevbError(f"no model folder at {folder}")
+    if not config_path.is_file() or not weights_path.is_file():
+        raise AevbError(f"{folder} is not an aevb model (it needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise AevbError(f"{config_path} is not valid JSON ({error})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise AevbError(f"{config_path} is not an aevb model configuration")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise AevbError(
+            f"{folder} was saved in model format {config.get('format_version')!r} "
+            f"(aevb {config.get('aevb_version')}); this aevb {__version__} reads format {FORMAT_VERSION}"
+        )
+    try:
+        estimator = VAE(**VAEConfig.from_dict(config["model"]).to_dict())
+        pre = Preprocessor.from_dict(config["preprocessor"])
+        estimator._build(int(config["n_features"]), pre, config.get("image_shape"))
+    except (KeyError, TypeError, ValueError) as error:
+        raise AevbError(f"{config_path} is damaged or incomplete ({type(error).__name__}: {error})") from None
+    try:
+        state = load_file(weights_path)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise AevbError(f"cannot read the weights in {weights_path} ({error})") from None
+    try:
+        estimator.model_.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise AevbError(f"{weights_path} does not match {config_path}: {first}") from None
+    estimator.model_.eval()
+    training = config.get("training") or {}
+    estimator.best_epoch_ = training.get("best_epoch")
+    estimator.stopped_because_ = training.get("stopped_because")
+    estimator.history_ = []
+    return estimator

@@ -1,0 +1,118 @@
+"""Map the user's data to the model's space and keep the books on the Jacobian.
+
+The model sees y = (x + u - shift) / scale, where u ~ U[0, 1) is added only to
+integer "level" data (pixels, counts) and is 0 otherwise. So that every
+log-likelihood is reported for the data the user gave, in the user's units:
+
+    continuous x:  log p(x) = log p_model(y) - sum_j log scale_j
+    level x:       log P(x) >= E_u[log p_model(y)] - sum_j log scale_j
+
+The second line is the dequantization bound: the density of x + u is constant
+on each unit cell, integrates to P(x) there, and Jensen's inequality gives the
+bound. Binary data with a Bernoulli decoder is passed through untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from .errors import AevbError
+
+Kind = Literal["binary", "levels", "continuous"]
+
+
+def is_binary(x: np.ndarray) -> bool:
+    return bool(np.isin(x, (0.0, 1.0)).all())
+
+
+def is_levels(x: np.ndarray) -> bool:
+    return bool((x >= 0).all() and (x == np.round(x)).all())
+
+
+@dataclass
+class Preprocessor:
+    """How raw rows become model inputs; fitted once, saved, replayed on new data."""
+
+    kind: Kind
+    n_levels: int | None
+    shift: list[float]
+    scale: list[float]
+
+    @classmethod
+    def fit(cls, x: np.ndarray, likelihood: str) -> "Preprocessor":
+        """Choose the transform for training data ``x`` (n, D) and the decoder family."""
+        n_features = x.shape[1]
+        if likelihood == "bernoulli":
+            if not is_binary(x):
+                raise AevbError(
+                    "the bernoulli likelihood needs data of 0s and 1s only; "
+                    "use --likelihood gaussian for other values"
+                )
+            return cls("binary", None, [0.0] * n_features, [1.0] * n_features)
+        if is_levels(x):
+            n_levels = int(x.max()) + 1
+            # x + u has the variance of x plus that of U[0, 1), 1/12.
+            std = np.sqrt(x.var(axis=0) + 1.0 / 12.0)
+            return cls("levels", n_levels, (x.mean(axis=0) + 0.5).tolist(), std.tolist())
+        std = x.std(axis=0)
+        std = np.where(std > 0, std, 1.0)
+        return cls("continuous", None, x.mean(axis=0).tolist(), std.tolist())
+
+    @property
+    def likelihood(self) -> str:
+        return "bernoulli" if self.kind == "binary" else "gaussian"
+
+    def check(self, x: np.ndarray) -> None:
+        """Raise if ``x`` cannot come from the data this was fitted on."""
+        if x.shape[1] != len(self.shift):
+            raise AevbError(
+                f"the data has {x.shape[1]} columns but the model was trained on {len(self.shift)}"
+            )
+        if self.kind == "binary" and not is_binary(x):
+            raise AevbError("this model has a Bernoulli decoder and scores only data of 0s and 1s")
+
+    def log_abs_det_jacobian(self) -> float:
+        """log |dy/dx| per row, the same for every row: -sum_j log scale_j."""
+        return -float(np.log(np.asarray(self.scale)).sum())
+
+    def to_model(
+        self, x: torch.Tensor, generator: torch.Generator | None = None, center: bool = False
+    ) -> torch.Tensor:
+        """Raw rows (n, D) -> model inputs y (n, D).
+
+        Level data gets fresh uniform noise u from ``generator``, or u = 1/2
+        (the centre of each cell) with ``center=True``.
+        """
+        shift = torch.as_tensor(self.shift, dtype=x.dtype, device=x.device)
+        scale = torch.as_tensor(self.scale, dtype=x.dtype, device=x.device)
+        if self.kind == "levels":
+            if center:
+                x = x + 0.5
+            else:
+                x = x + torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        return (x - shift) / scale
+
+    def from_model(self, y: torch.Tensor, mean: bool = False) -> torch.Tensor:
+        """Model-space rows y (n, D) -> the user's units.
+
+        A draw of level data is floored onto its grid of levels; a mean
+        (``mean=True``) has the dequantization offset of 1/2 taken off instead.
+        """
+        shift = torch.as_tensor(self.shift, dtype=y.dtype, device=y.device)
+        scale = torch.as_tensor(self.scale, dtype=y.dtype, device=y.device)
+        x = y * scale + shift
+        if self.kind == "levels":
+            x = (x - 0.5) if mean else torch.floor(x)
+            x = x.clamp(0, self.n_levels - 1)
+        return x
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Preprocessor":
+        return cls(**values)
