@@ -1,0 +1,247 @@
+"""The ``aevb`` command: fit, sample, encode, score, evaluate.
+
+Each command parses its options, calls the library and writes files; the
+options of ``fit`` are generated from :class:`aevb.config.VAEConfig`.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import json
+import sys
+import time
+import typing
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+
+from . import data
+from .config import VAEConfig
+from .errors import AevbError
+from .estimator import VAE
+from .images import save_grid
+from .persistence import load
+
+EXIT_USAGE = 2
+
+
+def _parse_hidden(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers like 256,256, got {text!r}") from None
+
+
+def config_options(command):
+    """Add one --option per VAEConfig field; unset options keep the dataclass default."""
+    hints = typing.get_type_hints(VAEConfig)
+    for field in reversed(dataclasses.fields(VAEConfig)):
+        kind = hints[field.name]
+        if typing.get_origin(kind) is typing.Literal:
+            click_type = click.Choice(typing.get_args(kind))
+        elif field.name == "hidden":
+            click_type = str
+        elif int in typing.get_args(kind) or kind is int:
+            click_type = int
+        else:
+            click_type = float
+        default = ",".join(map(str, field.default)) if field.name == "hidden" else field.default
+        command = click.option(
+            "--" + field.name.replace("_", "-"),
+            field.name,
+            type=click_type,
+            default=None,
+            help=f"{field.metadata['help']} [default: {default}]",
+        )(command)
+    return command
+
+
+def _options_to_config(options: dict) -> dict:
+    chosen = {name: value for name, value in options.items() if value is not None}
+    if "hidden" in chosen:
+        chosen["hidden"] = _parse_hidden(chosen["hidden"])
+    return chosen
+
+
+def _write_array(array: np.ndarray, path: Path, header: list[str] | None = None) -> None:
+    try:
+        if path.suffix.lower() == ".csv":
+            with open(path, "w", newline="") as handle:
+                writer = csv.writer(handle)
+                if header:
+                    writer.writerow(header)
+                writer.writerows(array.tolist())
+        elif path.suffix.lower() == ".npy":
+            np.save(path, array)
+        else:
+            raise AevbError(f"cannot write {path}: use a .npy or .csv file name")
+    except OSError as error:
+        raise AevbError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def _positive(ctx, param, value):
+    if value is not None and value <= 0:
+        raise click.BadParameter(f"must be a positive integer, got {value}")
+    return value
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="aevb")
+def cli():
+    """Learn the distribution p(x) of a dataset with a variational autoencoder."""
+
+
+@cli.command()
+@click.argument("source")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Folder for the model.")
+@click.option("--key", default=None, help="Array to use from a .npz file with several.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
+@config_options
+def fit(source, out, key, quiet, **options):
+    """Train a VAE on SOURCE: a .npy/.npz/.csv file, a folder of images, or a built-in
+    dataset (digits, digits-train, digits-test). Writes the model and metrics.csv to --out."""
+    model = VAE(**_options_to_config(options))
+    dataset = data.load(source, key)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ".aevb-write-check").touch()
+        (out / ".aevb-write-check").unlink()
+    except OSError as error:
+        raise AevbError(f"cannot write into {out}: {error.strerror or error}") from None
+    started = time.perf_counter()
+    model.fit(dataset, metrics_path=out / "metrics.csv", progress=False if quiet else None)
+    model.save(out)
+    if not quiet:
+        best = model.history_[model.best_epoch_ - 1]
+        click.echo(
+            f"trained on {len(dataset.values)} rows x {dataset.values.shape[1]} features in "
+            f"{time.perf_counter() - started:.1f}s ({len(model.history_)} epochs, stopped by {model.stopped_because_}); "
+            f"best validation ELBO {best['val_elbo']:.2f} nats/row at epoch {model.best_epoch_}; saved to {out}"
+        )
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("-n", "n", type=int, default=64, show_default=True, callback=_positive, help="Rows to draw.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the rows to .npy or .csv.")
+@click.option("--png", type=click.Path(path_type=Path), default=None, help="Write an image grid (image data only).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--mean", is_flag=True, help="Decoder means E[x|z] instead of draws of x.")
+def sample(model_dir, n, out, png, seed, mean):
+    """Draw N new rows from a trained model."""
+    if out is None and png is None:
+        raise AevbError("say where the samples go: --out FILE.npy|.csv and/or --png FILE.png")
+    model = load(model_dir)
+    rows = model.sample(n, seed=seed, mean=mean)
+    if out is not None:
+        _write_array(rows, out)
+    if png is not None:
+        if model.image_shape_ is None:
+            raise AevbError("--png needs a model trained on images; this one was trained on plain rows")
+        pre = model.preprocessor_
+        if pre.kind == "levels":
+            value_range = (0.0, pre.n_levels - 1.0)
+        elif pre.kind == "binary":
+            value_range = (0.0, 1.0)
+        else:
+            value_range = (float(rows.min()), float(rows.max()))
+        save_grid(rows, model.image_shape_, png, value_range)
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("source")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Latent means, .npy or .csv.")
+@click.option("--key", default=None, help="Array to use from a .npz file with several.")
+def encode(model_dir, source, out, key):
+    """Write the posterior mean E_q[z|x] of each row of SOURCE."""
+    model = load(model_dir)
+    latents = model.transform(data.load(source, key))
+    _write_array(latents, out, [f"z{i}" for i in range(latents.shape[1])])
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("source")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Per-row scores, .csv or .npy.")
+@click.option("--k", type=int, default=100, show_default=True, callback=_positive, help="Importance samples per row.")
+@click.option("--key", default=None, help="Array to use from a .npz file with several.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def score(model_dir, source, out, k, key, seed):
+    """Per-row log p(x) estimate (nats), ELBO and its terms, for anomaly scores."""
+    model = load(model_dir)
+    dataset = data.load(source, key)
+    log_likelihood = model.score_samples(dataset, k=k, seed=seed)
+    terms = model.elbo_samples(dataset, seed=seed)
+    columns = {
+        "log_likelihood": log_likelihood,
+        "elbo": terms["elbo"],
+        "reconstruction": terms["reconstruction"],
+        "kl": terms["kl"],
+        "bits_per_dim": -log_likelihood / (model.n_features_in_ * np.log(2)),
+    }
+    _write_array(np.column_stack(list(columns.values())), out, list(columns))
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("source")
+@click.option("--k", type=int, default=1000, show_default=True, callback=_positive, help="Importance samples per row.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write the figures as JSON.")
+@click.option("--key", default=None, help="Array to use from a .npz file with several.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def evaluate(model_dir, source, k, json_path, key, seed):
+    """Held-out ELBO, its terms, and the K-sample log p(x) estimate, in nats and bits/dim."""
+    model = load(model_dir)
+    figures = model.evaluate(data.load(source, key), k=k, seed=seed)
+    click.echo(format_evaluation(figures))
+    if json_path is not None:
+        try:
+            json_path.write_text(json.dumps(figures, indent=2) + "\n")
+        except OSError as error:
+            raise AevbError(f"cannot write {json_path}: {error.strerror or error}") from None
+
+
+def format_evaluation(figures: dict) -> str:
+    bound = " (bound on the discrete log-probability)" if figures["data"] == "levels" else ""
+    lines = [
+        f"rows: {figures['n_rows']}, features: {figures['n_features']}, data: {figures['data']}{bound}",
+        f"{'':26}{'nats/row':>12}{'bits/dim':>10}",
+    ]
+    per_dim = figures["n_features"] * np.log(2)
+    for label, key in [
+        (f"log p(x) estimate (k={figures['k']})", "log_likelihood"),
+        ("ELBO", "elbo"),
+        ("  reconstruction", "reconstruction"),
+        ("  KL(q(z|x) || p(z))", "kl"),
+    ]:
+        value = figures[key]
+        lines.append(f"{label:26}{value:12.3f}{-value / per_dim if key != 'kl' else value / per_dim:10.4f}")
+    lines.append(f"standard error of the estimate: {figures['log_likelihood_std_error']:.3f} nats/row")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    # Flush subnormals before torch starts worker threads: Adam's decaying moments
+    # otherwise slow every step down (see benchmarks/).
+    torch.set_flush_denormal(True)
+    try:
+        code = cli.main(args=argv, prog_name="aevb", standalone_mode=False)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("aevb: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        click.echo(f"aevb: error: {error.format_message()}", err=True)
+        sys.exit(EXIT_USAGE)
+    except AevbError as error:
+        click.echo(f"aevb: error: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    sys.exit(code or 0)
+
+
+if __name__ == "__main__":
+    main()
