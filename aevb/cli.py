@@ -221,7 +221,8 @@ def format_evaluation(figures: dict) -> str:
     ]:
         value = figures[key]
         lines.append(f"{label:26}{value:12.3f}{-value / per_dim if key != 'kl' else value / per_dim:10.4f}")
-    lines.append(f"standard error of the estimate: {figures['log_likelihood_std_error']:.3f} nats/row")
+    if figures["log_likelihood_std_error"] is not None:
+        lines.append(f"standard error of the estimate: {figures['log_likelihood_std_error']:.3f} nats/row")
     return "\n".join(lines)
 
 

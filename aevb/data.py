@@ -83,7 +83,7 @@ def _from_array(array: np.ndarray, name: str) -> Dataset:
 def _load_npy(path: Path) -> Dataset:
     try:
         array = np.load(path, allow_pickle=False)
-    except ValueError as error:
+    except (ValueError, EOFError) as error:
         raise AevbError(f"cannot read {path} as a numeric .npy array ({error})") from None
     except OSError as error:
         raise AevbError(f"cannot read {path}: {error}") from None
@@ -175,6 +175,7 @@ def validated(data: Dataset, name: str) -> Dataset:
     if bad.any():
         row, column = np.argwhere(bad)[0]
         raise AevbError(
-            f"{name} has {int(bad.sum())} NaN or infinite value(s), the first at row {row}, column {column}"
+            f"{name} has {int(bad.sum())} NaN or infinite value(s), "
+            f"the first at row {row}, column {column} (counting from 0)"
         )
     return Dataset(values, data.image_shape)

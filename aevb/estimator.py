@@ -196,7 +196,8 @@ class VAE:
         terms = self.elbo_samples(X, seed)
         log_likelihood = self.score_samples(X, k, seed)
         n_rows, n_features = len(log_likelihood), self.n_features_in_
-        std_error = float(log_likelihood.std(ddof=1) / math.sqrt(n_rows)) if n_rows > 1 else float("nan")
+        # One row has no spread to estimate: null in JSON rather than a NaN.
+        std_error = float(log_likelihood.std(ddof=1) / math.sqrt(n_rows)) if n_rows > 1 else None
         return {
             "elbo": float(terms["elbo"].mean()),
             "reconstruction": float(terms["reconstruction"].mean()),

@@ -46,7 +46,7 @@ class Preprocessor:
     def fit(cls, x: np.ndarray, likelihood: str) -> "Preprocessor":
         """Choose the transform for training data ``x`` (n, D) and the decoder family."""
         n_features = x.shape[1]
-        if likelihood == "bernoulli":
+        if likelihood == "bernoulli" or (likelihood == "auto" and is_binary(x)):
             if not is_binary(x):
                 raise AevbError(
                     "the bernoulli likelihood needs data of 0s and 1s only; "

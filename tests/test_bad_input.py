@@ -149,11 +149,6 @@ def test_truncated_npy(tmp_path, capsys):
     assert_usage_error(capsys, fit_args(path, tmp_path / "m"), "cut.npy")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: np.load raises EOFError on a 0-byte .npy; _load_npy does not catch it and click "
-    "turns EOFError into Abort, so aevb prints 'aevb: interrupted' and exits 130",
-)
 def test_zero_byte_npy(tmp_path, capsys):
     path = tmp_path / "zero.npy"
     path.write_bytes(b"")

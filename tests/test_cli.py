@@ -253,10 +253,6 @@ def test_evaluate_of_saved_model_is_reproducible(rows_model, tmp_path):
     assert other_seed["log_likelihood"] != first["log_likelihood"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: evaluate on a single row writes NaN for log_likelihood_std_error, which is not valid JSON",
-)
 def test_evaluate_json_is_strict_json_for_one_row(rows_model, tmp_path):
     _, model, values = rows_model
     one = tmp_path / "one.npy"
@@ -272,11 +268,6 @@ def test_evaluate_json_is_strict_json_for_one_row(rows_model, tmp_path):
 # -- binary data -------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: --likelihood auto treats 0/1 data as integer levels and picks a Gaussian decoder, "
-    "although its help says it picks bernoulli for {0,1} data",
-)
 def test_binary_data_gets_a_bernoulli_decoder_by_default(tmp_path):
     np.save(tmp_path / "b.npy", binary_rows())
     run_ok(["fit", tmp_path / "b.npy", "--out", tmp_path / "m", "--epochs", 1, "--hidden", 8, "--quiet"])
