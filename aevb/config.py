@@ -29,11 +29,13 @@ class VAEConfig:
         default="auto",
         metadata={"help": "p(x|z): bernoulli for {0,1} data, gaussian otherwise (auto picks)."},
     )
+    # "output" is the default: on held-out digits it scored 2.29 bits/dim against
+    # 2.55 for a learned per-feature sigma (same net, same epochs; see README).
     decoder_scale: DecoderScale = field(
-        default="feature",
+        default="output",
         metadata={
-            "help": "Gaussian decoder's sigma: one learned value per feature, "
-            "or an output of the decoder net per row."
+            "help": "Gaussian decoder's sigma: an output of the decoder net for each row "
+            "(output), or one learned value per feature (feature)."
         },
     )
     epochs: int = field(default=500, metadata={"help": "Maximum number of passes over the data."})

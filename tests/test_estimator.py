@@ -103,5 +103,5 @@ def test_short_fit_on_digits_beats_a_diagonal_gaussian():
     baseline = diagonal_gaussian_dequantized(train, test)
     model = VAE(epochs=40, seed=0).fit(train)
     score = model.score(test, k=100)
-    # On this split the baseline scores -150.5 nats/row; 40 epochs of the default VAE reach about -129.
-    assert score > baseline + 10, (score, baseline)
+    # On this split the baseline scores -150.5 nats/row; 40 epochs of the default VAE reach about -113.
+    assert score > baseline + 25, (score, baseline)
