@@ -8,7 +8,7 @@ Run from the repository root:
     ``VAEConfig``, fused Adam, one validation pass and a weight snapshot per
     epoch) is timed over ``--epochs`` epochs against a plain hand-written
     PyTorch loop in the same process: the same MLP VAE (same hidden sizes,
-    latent size, SiLU, per-feature decoder scale), the same batch size and
+    latent size, SiLU, a decoder that outputs its Gaussian scale per row), the same batch size and
     learning rate, plain ``torch.optim.Adam`` (not fused), loss = -mean ELBO
     written with torch.distributions, on the same training tensor with the
     same per-batch dequantization and standardization. Both are run
@@ -88,8 +88,7 @@ class PlainVAE(nn.Module):
             return layers
 
         self.encoder = nn.Sequential(*mlp((n_features, *hidden)), nn.Linear(hidden[-1], 2 * latent_dim))
-        self.decoder = nn.Sequential(*mlp((latent_dim, *hidden[::-1])), nn.Linear(hidden[0], n_features))
-        self.log_scale = nn.Parameter(torch.zeros(n_features))
+        self.decoder = nn.Sequential(*mlp((latent_dim, *hidden[::-1])), nn.Linear(hidden[0], 2 * n_features))
         self.latent_dim = latent_dim
 
     def neg_mean_elbo(self, y: torch.Tensor) -> torch.Tensor:
@@ -97,7 +96,8 @@ class PlainVAE(nn.Module):
         q = Independent(Normal(loc, log_scale.exp()), 1)
         z = q.rsample()
         p_z = Independent(Normal(torch.zeros_like(loc), torch.ones_like(loc)), 1)
-        p_x = Independent(Normal(self.decoder(z), self.log_scale.exp()), 1)
+        x_loc, x_log_scale = self.decoder(z).chunk(2, dim=-1)
+        p_x = Independent(Normal(x_loc, x_log_scale.exp()), 1)
         return -(p_x.log_prob(y) - kl_divergence(q, p_z)).mean()
 
 
