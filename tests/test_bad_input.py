@@ -12,16 +12,10 @@ from PIL import Image
 
 import aevb
 from aevb.cli import main
+from cli_helpers import call
 
 N_FEATURES = 6
 
-
-def call(args) -> int:
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exit_:
-        return 0 if exit_.code is None else exit_.code
-    raise AssertionError("aevb.cli.main returned instead of exiting")
 
 
 def assert_usage_error(capsys, args, *fragments: str) -> str:

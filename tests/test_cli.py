@@ -18,20 +18,13 @@ import pytest
 from PIL import Image
 
 from aevb.cli import main
+from cli_helpers import call
 
 N_ROWS, N_FEATURES, LATENT = 200, 6, 2
 EPOCHS = 3
 FIT_OPTIONS = ["--epochs", str(EPOCHS), "--hidden", "16", "--latent-dim", str(LATENT), "--quiet"]
 SCORE_COLUMNS = ["log_likelihood", "elbo", "reconstruction", "kl", "bits_per_dim"]
 
-
-def call(args) -> int:
-    """Run ``aevb ARGS`` in-process; return the exit status."""
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exit_:
-        return 0 if exit_.code is None else exit_.code
-    raise AssertionError("aevb.cli.main returned instead of exiting")
 
 
 def run_ok(args, capsys=None) -> str:
