@@ -18,10 +18,14 @@ MIN_LOG_SCALE = math.log(1e-4)
 MAX_LOG_SCALE = math.log(1e4)
 
 
+def bounded_scale(log_scale: torch.Tensor) -> torch.Tensor:
+    """exp(log_scale), with the log-scale clamped to [MIN_LOG_SCALE, MAX_LOG_SCALE]."""
+    return log_scale.clamp(MIN_LOG_SCALE, MAX_LOG_SCALE).exp()
+
+
 def diagonal_normal(loc: torch.Tensor, log_scale: torch.Tensor) -> Independent:
     """N(loc, diag(exp(log_scale)^2)) with the last dimension as the event."""
-    scale = log_scale.clamp(MIN_LOG_SCALE, MAX_LOG_SCALE).exp()
-    return Independent(Normal(loc, scale), 1)
+    return Independent(Normal(loc, bounded_scale(log_scale)), 1)
 
 
 class DiagonalGaussianHead(nn.Module):

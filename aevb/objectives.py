@@ -48,24 +48,49 @@ def elbo(model: LatentVariableModel, x: torch.Tensor, n_samples: int = 1) -> Elb
 def log_importance_weights(
     model: LatentVariableModel, x: torch.Tensor, q: Distribution, k: int
 ) -> torch.Tensor:
-    """log p(x, z_k) - log q(z_k|x) for k draws z_k ~ q = q(z|x); shape (k, B)."""
+    """log p(x, z_k) - log q(z_k) for k draws z_k ~ q, a proposal with batch shape (B,); shape (k, B)."""
     z = q.rsample((k,))  # (k, B, d)
     return model.likelihood(z).log_prob(x) + model.prior().log_prob(z) - q.log_prob(z)
 
 
-def iwae(model: LatentVariableModel, x: torch.Tensor, k: int, chunk_size: int | None = None) -> torch.Tensor:
-    """Per-row importance-weighted bound IWAE_k, shape (B,).
+@dataclass
+class ImportanceEstimate:
+    """log p(x) estimates and the effective sample size of their weights, each of shape (B,)."""
 
-    The k draws are taken ``chunk_size`` at a time and combined with a running
-    log-sum-exp, so memory grows with chunk_size, not with k.
+    log_marginal: torch.Tensor
+    effective_sample_size: torch.Tensor
+
+
+def importance_sampling(
+    model: LatentVariableModel,
+    x: torch.Tensor,
+    k: int,
+    proposal: Distribution,
+    chunk_size: int | None = None,
+) -> ImportanceEstimate:
+    """log (1/k) sum_k p(x, z_k) / r(z_k), z_k ~ r, per row, for a proposal r with batch shape (B,).
+
+    With r = q(z|x) this is IWAE_k; with r = p(z) it is naive Monte Carlo,
+    log mean_k p(x|z_k), which needs vastly more draws. The effective sample
+    size (sum w)^2 / sum w^2 lies in [1, k] and says how many draws counted.
+    The draws are taken ``chunk_size`` at a time and combined with running
+    log-sum-exps, so memory grows with chunk_size, not with k.
     """
     if k <= 0:
         raise ValueError(f"k must be a positive integer, got {k}")
     chunk_size = k if chunk_size is None else max(1, min(chunk_size, k))
-    q = model.posterior(x)
-    total = None
+    log_sum = log_sum_squares = None
     for start in range(0, k, chunk_size):
-        log_w = log_importance_weights(model, x, q, min(chunk_size, k - start))
-        part = torch.logsumexp(log_w, dim=0)
-        total = part if total is None else torch.logaddexp(total, part)
-    return total - math.log(k)
+        log_w = log_importance_weights(model, x, proposal, min(chunk_size, k - start))
+        parts = torch.logsumexp(log_w, dim=0), torch.logsumexp(2 * log_w, dim=0)
+        if log_sum is None:
+            log_sum, log_sum_squares = parts
+        else:
+            log_sum = torch.logaddexp(log_sum, parts[0])
+            log_sum_squares = torch.logaddexp(log_sum_squares, parts[1])
+    return ImportanceEstimate(log_sum - math.log(k), torch.exp(2 * log_sum - log_sum_squares))
+
+
+def iwae(model: LatentVariableModel, x: torch.Tensor, k: int, chunk_size: int | None = None) -> torch.Tensor:
+    """Per-row importance-weighted bound IWAE_k (proposal q(z|x)), shape (B,)."""
+    return importance_sampling(model, x, k, model.posterior(x), chunk_size).log_marginal

@@ -43,8 +43,12 @@ class Preprocessor:
     scale: list[float]
 
     @classmethod
-    def fit(cls, x: np.ndarray, likelihood: str) -> "Preprocessor":
-        """Choose the transform for training data ``x`` (n, D) and the decoder family."""
+    def fit(cls, x: np.ndarray, likelihood: str, standardize: bool = True) -> "Preprocessor":
+        """Choose the transform for training data ``x`` (n, D) and the decoder family.
+
+        ``standardize=False`` keeps the user's scale (shift 0, scale 1), for
+        models like PPCA whose fit is not invariant to rescaling columns.
+        """
         n_features = x.shape[1]
         if likelihood == "bernoulli" or (likelihood == "auto" and is_binary(x)):
             if not is_binary(x):
@@ -53,14 +57,15 @@ class Preprocessor:
                     "use --likelihood gaussian for other values"
                 )
             return cls("binary", None, [0.0] * n_features, [1.0] * n_features)
-        if is_levels(x):
-            n_levels = int(x.max()) + 1
-            # x + u has the variance of x plus that of U[0, 1), 1/12.
-            std = np.sqrt(x.var(axis=0) + 1.0 / 12.0)
-            return cls("levels", n_levels, (x.mean(axis=0) + 0.5).tolist(), std.tolist())
-        std = x.std(axis=0)
+        levels = is_levels(x)
+        kind, n_levels = ("levels", int(x.max()) + 1) if levels else ("continuous", None)
+        if not standardize:
+            return cls(kind, n_levels, [0.0] * n_features, [1.0] * n_features)
+        # x + u has the mean of x plus 1/2 and the variance of x plus 1/12.
+        mean = x.mean(axis=0) + (0.5 if levels else 0.0)
+        std = np.sqrt(x.var(axis=0) + (1.0 / 12.0 if levels else 0.0))
         std = np.where(std > 0, std, 1.0)
-        return cls("continuous", None, x.mean(axis=0).tolist(), std.tolist())
+        return cls(kind, n_levels, mean.tolist(), std.tolist())
 
     @property
     def likelihood(self) -> str:

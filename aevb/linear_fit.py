@@ -1,0 +1,74 @@
+"""Maximum-likelihood fits of linear-Gaussian models from a mean and a covariance.
+
+Both take the sample covariance S (with the 1/n normalization, the ML one) and
+return (W, psi) of x = W z + b + noise, z ~ N(0, I), noise ~ N(0, diag psi).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import AevbError
+
+
+def _check_latent_dim(latent_dim: int, n_features: int, upto: int) -> None:
+    if latent_dim > upto:
+        raise AevbError(
+            f"latent_dim {latent_dim} is too large for data with {n_features} columns (at most {upto})"
+        )
+
+
+def fit_ppca(covariance: np.ndarray, latent_dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilistic PCA in closed form (Tipping & Bishop, 1999):
+
+        sigma^2 = mean of the D - d smallest eigenvalues of S
+        W       = U_d (Lambda_d - sigma^2 I)^(1/2)
+
+    the global maximum of the likelihood, unique up to a rotation of W.
+    """
+    n_features = len(covariance)
+    _check_latent_dim(latent_dim, n_features, n_features - 1)
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    eigenvalues, eigenvectors = eigenvalues[::-1], eigenvectors[:, ::-1]
+    noise = max(float(eigenvalues[latent_dim:].mean()), 1e-12 * float(eigenvalues[0]), 1e-300)
+    W = eigenvectors[:, :latent_dim] * np.sqrt(np.maximum(eigenvalues[:latent_dim] - noise, 0.0))
+    return W, np.full(n_features, noise)
+
+
+def factor_analysis_log_likelihood(covariance: np.ndarray, W: np.ndarray, psi: np.ndarray) -> float:
+    """Mean log-likelihood per row of data with covariance S about the model's mean."""
+    model_covariance = W @ W.T + np.diag(psi)
+    _, log_det = np.linalg.slogdet(model_covariance)
+    trace = np.trace(np.linalg.solve(model_covariance, covariance))
+    return -0.5 * (len(psi) * np.log(2 * np.pi) + log_det + trace)
+
+
+def fit_factor_analysis(
+    covariance: np.ndarray, latent_dim: int, max_iter: int = 10_000, tol: float = 1e-10
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Factor analysis by EM (Rubin & Thayer, 1982), started from the PPCA solution.
+
+    E-step: beta = W^T C^-1 with C = W W^T + Psi;  M-step:
+        W   <- S beta^T (I - beta W + beta S beta^T)^-1
+        psi <- diag(S - W beta S)
+    Stops when the mean log-likelihood per row improves by less than ``tol``;
+    returns (W, psi, iterations). Each step never lowers the likelihood.
+    """
+    n_features = len(covariance)
+    _check_latent_dim(latent_dim, n_features, n_features)
+    W, psi = fit_ppca(covariance, min(latent_dim, n_features - 1)) if n_features > 1 else (np.zeros((1, 1)), np.diag(covariance).copy())
+    if W.shape[1] < latent_dim:
+        W = np.hstack([W, np.zeros((n_features, latent_dim - W.shape[1]))])
+    floor = 1e-9 * max(float(np.diag(covariance).max()), 1e-300)
+    eye = np.eye(latent_dim)
+    previous = -np.inf
+    for iteration in range(1, max_iter + 1):
+        beta = np.linalg.solve(W @ W.T + np.diag(psi), W).T  # (d, D); C is symmetric
+        beta_S = beta @ covariance
+        W = covariance @ beta.T @ np.linalg.inv(eye - beta @ W + beta_S @ beta.T)
+        psi = np.maximum(np.diag(covariance) - np.einsum("ij,ji->i", W, beta_S), floor)
+        current = factor_analysis_log_likelihood(covariance, W, psi)
+        if current - previous < tol:
+            break
+        previous = current
+    return W, psi, iteration
