@@ -4,7 +4,8 @@ from . import data as datasets
 from .config import VAEConfig
 from .errors import AevbError
 from .estimator import VAE
+from .linear_estimators import PPCA, FactorAnalysis
 from .persistence import load
 from .version import __version__
 
-__all__ = ["VAE", "VAEConfig", "AevbError", "load", "datasets", "__version__"]
+__all__ = ["VAE", "PPCA", "FactorAnalysis", "VAEConfig", "AevbError", "load", "datasets", "__version__"]

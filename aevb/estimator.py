@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from typing import Literal
+
 from .config import VAEConfig
 from .data import Dataset, validated
 from .errors import AevbError
 from .model import LatentVariableModel, build_vae
-from .objectives import elbo, iwae
+from .objectives import elbo, importance_sampling
 from .preprocess import Preprocessor
 from .train import TrainingResult, train
 
@@ -38,7 +40,205 @@ def as_rows(X, name: str = "X") -> np.ndarray:
     return validated(Dataset(array), name).values
 
 
-class VAE:
+Proposal = Literal["posterior", "prior"]
+
+
+def _check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise AevbError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class LatentModelEstimator:
+    """What every fitted latent-variable model offers, in scikit-learn's dialect.
+
+    A subclass names its ``config_class`` and implements ``fit`` and
+    ``_make_model``; everything here works from the fitted ``model_`` (a
+    :class:`~aevb.model.LatentVariableModel`) and ``preprocessor_``.
+    """
+
+    config_class: type = VAEConfig
+    dtype = torch.float32
+
+    def __init__(self, **options):
+        self.config = self.config_class.from_dict(options)
+
+    def get_params(self, deep: bool = True) -> dict:
+        return self.config.to_dict()
+
+    def __repr__(self) -> str:
+        defaults = self.config_class().to_dict()
+        changed = {k: v for k, v in self.config.to_dict().items() if v != defaults[k]}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+    def _make_model(self, n_features: int, pre: Preprocessor) -> LatentVariableModel:
+        raise NotImplementedError
+
+    def _build(self, n_features: int, pre: Preprocessor, image_shape) -> None:
+        self.preprocessor_ = pre
+        self.n_features_in_ = n_features
+        self.image_shape_ = tuple(image_shape) if image_shape else None
+        self.model_ = self._make_model(n_features, pre).to(self.dtype)
+        self.model_.eval()
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise AevbError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
+
+    def _rows(self, X) -> torch.Tensor:
+        self._check_fitted()
+        values = as_rows(X)
+        self.preprocessor_.check(values)
+        return torch.as_tensor(values, dtype=self.dtype)
+
+    @torch.no_grad()
+    def _per_row(self, X, seed: int, compute) -> np.ndarray:
+        """compute(y) on model-space batches of the rows of X; results (..., B) joined to (..., n).
+
+        Dequantization noise and the draws of z come from ``seed``, so a call is repeatable.
+        """
+        x = self._rows(X)
+        generator = torch.Generator().manual_seed(seed)
+        parts = []
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for start in range(0, len(x), EVAL_ROWS):
+                parts.append(compute(self.preprocessor_.to_model(x[start : start + EVAL_ROWS], generator)))
+        return torch.cat(parts, dim=-1).double().numpy()
+
+    # -- using a fitted model --------------------------------------------------
+
+    @torch.no_grad()
+    def sample(self, n: int = 1, seed: int | None = None, mean: bool = False) -> np.ndarray:
+        """n new rows (n, D) in the user's units, drawn from p(z) p(x|z).
+
+        ``mean=True`` returns the decoder's mean E[x|z] instead of a draw of x:
+        smoother pictures, but not samples of p(x).
+        """
+        self._check_fitted()
+        n = _check_positive_int(n, "the number of samples")
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            decoded = self.model_.likelihood(self.model_.sample_latents(n))
+            y = decoded.mean if mean else decoded.sample()
+        return self.preprocessor_.from_model(y, mean=mean).double().numpy()
+
+    @torch.no_grad()
+    def transform(self, X) -> np.ndarray:
+        """Posterior means E_q[z|x], shape (n, latent_dim).
+
+        For level data the posterior is taken at the centre of each cell, x + 1/2.
+        """
+        x = self._rows(X)
+        codes = [
+            self.model_.posterior(self.preprocessor_.to_model(x[s : s + EVAL_ROWS], center=True)).mean
+            for s in range(0, len(x), EVAL_ROWS)
+        ]
+        return torch.cat(codes).double().numpy()
+
+    def _chunk_size(self) -> int:
+        width = max([self.n_features_in_, *getattr(self.config, "hidden", ())])
+        return max(1, EVAL_BUDGET // (EVAL_ROWS * width))
+
+    def importance_samples(
+        self, X, k: int = 100, seed: int = 0, proposal: Proposal = "posterior"
+    ) -> dict[str, np.ndarray]:
+        """Per-row importance-sampling estimate of log p(x) in nats and the effective sample
+        size of its k weights, each of shape (n,).
+
+        ``proposal="posterior"`` draws z from q(z|x) (the importance-weighted
+        bound); ``"prior"`` draws from p(z), the naive estimator.
+        """
+        k = _check_positive_int(k, "k")
+        if proposal not in ("posterior", "prior"):
+            raise AevbError(f"proposal must be 'posterior' or 'prior', got {proposal!r}")
+        chunk = self._chunk_size()
+
+        def compute(y):
+            r = self.model_.posterior(y) if proposal == "posterior" else self.model_.prior().expand((len(y),))
+            estimate = importance_sampling(self.model_, y, k, r, chunk)
+            return torch.stack([estimate.log_marginal, estimate.effective_sample_size])
+
+        log_marginal, ess = self._per_row(X, seed, compute)
+        return {"log_likelihood": log_marginal + self.preprocessor_.log_abs_det_jacobian(), "effective_sample_size": ess}
+
+    def score_samples(self, X, k: int = 100, seed: int = 0) -> np.ndarray:
+        """Per-row estimate of log p(x) in nats, shape (n,): the importance-weighted bound
+        with k draws from q(z|x). For level data, a bound on log P(x) of the discrete values."""
+        return self.importance_samples(X, k, seed)["log_likelihood"]
+
+    def score(self, X, k: int = 100, seed: int = 0) -> float:
+        """Mean per-row log p(x), in nats (higher is better)."""
+        return float(self.score_samples(X, k, seed).mean())
+
+    def elbo_samples(self, X, seed: int = 0) -> dict[str, np.ndarray]:
+        """Per-row ``elbo``, ``reconstruction`` and ``kl`` in nats, each of shape (n,)."""
+
+        def compute(y):
+            terms = elbo(self.model_, y)
+            return torch.stack([terms.elbo, terms.reconstruction, terms.kl])
+
+        elbo_, rec, kl = self._per_row(X, seed, compute)
+        log_det = self.preprocessor_.log_abs_det_jacobian()
+        return {"elbo": elbo_ + log_det, "reconstruction": rec + log_det, "kl": kl}
+
+    @property
+    def has_exact_likelihood(self) -> bool:
+        self._check_fitted()
+        return self.model_.exact_marginal() is not None
+
+    def exact_score_samples(self, X, seed: int = 0) -> np.ndarray:
+        """Per-row exact log p(x) in nats, for linear-Gaussian models; an AevbError otherwise."""
+        if not self.has_exact_likelihood:
+            raise AevbError("this model has no closed-form log p(x); use score_samples for an estimate")
+        log_p = self._per_row(X, seed, lambda y: self.model_.exact_marginal().log_prob(y))
+        return log_p + self.preprocessor_.log_abs_det_jacobian()
+
+    def evaluate(self, X, k: int = 1000, seed: int = 0, proposal: Proposal = "posterior") -> dict:
+        """Means over rows of the ELBO, its two terms and the k-sample log p(x) estimate,
+        in nats per row, with bits per dimension, the estimate's standard error and
+        effective sample size, and the exact log p(x) where the model has one."""
+        terms = self.elbo_samples(X, seed)
+        estimate = self.importance_samples(X, k, seed, proposal)
+        log_likelihood = estimate["log_likelihood"]
+        n_rows, n_features = len(log_likelihood), self.n_features_in_
+        per_dim = n_features * math.log(2)
+        # One row has no spread to estimate: null in JSON rather than a NaN.
+        std_error = float(log_likelihood.std(ddof=1) / math.sqrt(n_rows)) if n_rows > 1 else None
+        figures = {
+            "elbo": float(terms["elbo"].mean()),
+            "reconstruction": float(terms["reconstruction"].mean()),
+            "kl": float(terms["kl"].mean()),
+            "log_likelihood": float(log_likelihood.mean()),
+            "log_likelihood_std_error": std_error,
+            "bits_per_dim": float(-log_likelihood.mean() / per_dim),
+            "elbo_bits_per_dim": float(-terms["elbo"].mean() / per_dim),
+            "effective_sample_size": float(estimate["effective_sample_size"].mean()),
+            "proposal": proposal,
+            "k": k,
+            "n_rows": n_rows,
+            "n_features": n_features,
+            "data": self.preprocessor_.kind,
+            "exact_log_likelihood": None,
+        }
+        if self.has_exact_likelihood:
+            exact = float(self.exact_score_samples(X, seed).mean())
+            figures["exact_log_likelihood"] = exact
+            figures["exact_bits_per_dim"] = -exact / per_dim
+        return figures
+
+    # -- persistence -------------------------------------------------------------
+
+    def save(self, folder: str | Path) -> Path:
+        """Write config.json and model.safetensors into ``folder``; returns the folder."""
+        from .persistence import save
+
+        self._check_fitted()
+        return save(self, folder)
+
+
+class VAE(LatentModelEstimator):
     """A variational autoencoder that learns p(x) of the rows of a numeric array.
 
     Keyword arguments are the fields of :class:`aevb.config.VAEConfig`
@@ -55,26 +255,10 @@ class VAE:
     (3, 64)
     """
 
-    dtype = torch.float32
+    config_class = VAEConfig
 
-    def __init__(self, **options):
-        self.config = VAEConfig(**options)
-
-    def get_params(self, deep: bool = True) -> dict:
-        return self.config.to_dict()
-
-    def __repr__(self) -> str:
-        defaults = VAEConfig().to_dict()
-        changed = {k: v for k, v in self.config.to_dict().items() if v != defaults[k]}
-        return f"VAE({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
-
-    # -- fitting ---------------------------------------------------------------
-
-    def _build(self, n_features: int, pre: Preprocessor, image_shape) -> None:
-        self.preprocessor_ = pre
-        self.n_features_in_ = n_features
-        self.image_shape_ = tuple(image_shape) if image_shape else None
-        self.model_: LatentVariableModel = build_vae(self.config, n_features, pre.likelihood).to(self.dtype)
+    def _make_model(self, n_features: int, pre: Preprocessor) -> LatentVariableModel:
+        return build_vae(self.config, n_features, pre.likelihood)
 
     def fit(self, X, metrics_path: str | Path | None = None, progress: bool | None = None) -> "VAE":
         """Train on the rows of X (n, D); returns self.
@@ -107,116 +291,3 @@ class VAE:
         self.best_epoch_ = result.best_epoch
         self.stopped_because_ = result.stopped_because
         return self
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
-            raise AevbError("this VAE is not fitted yet; call fit(X) first")
-
-    def _rows(self, X) -> torch.Tensor:
-        self._check_fitted()
-        values = as_rows(X)
-        self.preprocessor_.check(values)
-        return torch.as_tensor(values, dtype=self.dtype)
-
-    # -- using a fitted model --------------------------------------------------
-
-    @torch.no_grad()
-    def sample(self, n: int = 1, seed: int | None = None, mean: bool = False) -> np.ndarray:
-        """n new rows (n, D) in the user's units, drawn from p(z) p(x|z).
-
-        ``mean=True`` returns the decoder's mean E[x|z] instead of a draw of x:
-        smoother pictures, but not samples of p(x).
-        """
-        self._check_fitted()
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-            raise AevbError(f"the number of samples must be a positive integer, got {n!r}")
-        with torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.manual_seed(seed)
-            decoded = self.model_.likelihood(self.model_.sample_latents(int(n)))
-            y = decoded.mean if mean else decoded.sample()
-        return self.preprocessor_.from_model(y, mean=mean).double().numpy()
-
-    @torch.no_grad()
-    def transform(self, X) -> np.ndarray:
-        """Posterior means E_q[z|x], shape (n, latent_dim).
-
-        For level data the posterior is taken at the centre of each cell, x + 1/2.
-        """
-        x = self._rows(X)
-        codes = [
-            self.model_.posterior(self.preprocessor_.to_model(x[s : s + EVAL_ROWS], center=True)).mean
-            for s in range(0, len(x), EVAL_ROWS)
-        ]
-        return torch.cat(codes).double().numpy()
-
-    def _chunk_size(self) -> int:
-        width = max(self.n_features_in_, *self.config.hidden)
-        return max(1, EVAL_BUDGET // (EVAL_ROWS * width))
-
-    @torch.no_grad()
-    def score_samples(self, X, k: int = 100, seed: int = 0) -> np.ndarray:
-        """Per-row estimate of log p(x) in nats, shape (n,): the importance-weighted bound
-        with k draws from q(z|x). For level data, a bound on log P(x) of the discrete values."""
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-            raise AevbError(f"k must be a positive integer, got {k!r}")
-        x = self._rows(X)
-        generator = torch.Generator().manual_seed(seed)
-        chunk = self._chunk_size()
-        scores = []
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            for s in range(0, len(x), EVAL_ROWS):
-                y = self.preprocessor_.to_model(x[s : s + EVAL_ROWS], generator)
-                scores.append(iwae(self.model_, y, int(k), chunk))
-        return torch.cat(scores).double().numpy() + self.preprocessor_.log_abs_det_jacobian()
-
-    def score(self, X, k: int = 100, seed: int = 0) -> float:
-        """Mean per-row log p(x) estimate, in nats (higher is better)."""
-        return float(self.score_samples(X, k, seed).mean())
-
-    @torch.no_grad()
-    def elbo_samples(self, X, seed: int = 0) -> dict[str, np.ndarray]:
-        """Per-row ``elbo``, ``reconstruction`` and ``kl`` in nats, each of shape (n,)."""
-        x = self._rows(X)
-        generator = torch.Generator().manual_seed(seed)
-        parts = []
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            for s in range(0, len(x), EVAL_ROWS):
-                terms = elbo(self.model_, self.preprocessor_.to_model(x[s : s + EVAL_ROWS], generator))
-                parts.append(torch.stack([terms.elbo, terms.reconstruction, terms.kl]))
-        elbo_, rec, kl = torch.cat(parts, dim=1).double().numpy()
-        log_det = self.preprocessor_.log_abs_det_jacobian()
-        return {"elbo": elbo_ + log_det, "reconstruction": rec + log_det, "kl": kl}
-
-    def evaluate(self, X, k: int = 1000, seed: int = 0) -> dict:
-        """Means over rows of the ELBO, its two terms and the k-sample log p(x) estimate,
-        in nats per row, with bits per dimension and the estimate's standard error."""
-        terms = self.elbo_samples(X, seed)
-        log_likelihood = self.score_samples(X, k, seed)
-        n_rows, n_features = len(log_likelihood), self.n_features_in_
-        # One row has no spread to estimate: null in JSON rather than a NaN.
-        std_error = float(log_likelihood.std(ddof=1) / math.sqrt(n_rows)) if n_rows > 1 else None
-        return {
-            "elbo": float(terms["elbo"].mean()),
-            "reconstruction": float(terms["reconstruction"].mean()),
-            "kl": float(terms["kl"].mean()),
-            "log_likelihood": float(log_likelihood.mean()),
-            "log_likelihood_std_error": std_error,
-            "bits_per_dim": float(-log_likelihood.mean() / (n_features * math.log(2))),
-            "elbo_bits_per_dim": float(-terms["elbo"].mean() / (n_features * math.log(2))),
-            "k": int(k),
-            "n_rows": n_rows,
-            "n_features": n_features,
-            "data": self.preprocessor_.kind,
-        }
-
-    # -- persistence -------------------------------------------------------------
-
-    def save(self, folder: str | Path) -> Path:
-        """Write config.json and model.safetensors into ``folder``; returns the folder."""
-        from .persistence import save
-
-        self._check_fitted()
-        return save(self, folder)

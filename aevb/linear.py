@@ -13,11 +13,9 @@ then stands beside its ELBO and importance-sampling estimates.
 from __future__ import annotations
 
 import torch
-from torch import nn
 from torch.distributions import Independent, MultivariateNormal
 
 from .distributions import GaussianFeatureScaleHead, bounded_scale
-from .model import LatentVariableModel, StandardNormalPrior
 
 
 class LinearGaussianDecoder(GaussianFeatureScaleHead):
@@ -26,6 +24,13 @@ class LinearGaussianDecoder(GaussianFeatureScaleHead):
     def linear_gaussian_parameters(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(W (D, d), b (D,), psi (D,)): the noise variances as the forward pass uses them."""
         return self.linear.weight, self.linear.bias, bounded_scale(self.log_scale) ** 2
+
+    @torch.no_grad()
+    def set_parameters(self, W: torch.Tensor, b: torch.Tensor, psi: torch.Tensor) -> None:
+        """Load W (D, d), b (D,) and noise variances psi (D,)."""
+        self.linear.weight.copy_(torch.as_tensor(W))
+        self.linear.bias.copy_(torch.as_tensor(b))
+        self.log_scale.copy_(0.5 * torch.log(torch.as_tensor(psi)))
 
     def marginal(self) -> MultivariateNormal:
         """p(x) = N(b, W W^T + Psi) under the prior N(0, I)."""
@@ -51,30 +56,3 @@ class LinearGaussianDecoder(GaussianFeatureScaleHead):
         residual = x - mean @ W.T - b
         spread = torch.einsum("jk,bkl,jl->bj", W, covariance, W)
         return -0.5 * (torch.log(2 * torch.pi * psi) + (residual**2 + spread) / psi).sum(-1)
-
-
-class LinearGaussianModel(LatentVariableModel):
-    """A linear-Gaussian model whose posterior is the exact p(z|x), not an encoder's guess."""
-
-    def __init__(self, decoder: LinearGaussianDecoder):
-        super().__init__(None, decoder, StandardNormalPrior(decoder.linear.in_features))
-
-    def posterior(self, x: torch.Tensor) -> MultivariateNormal:
-        return self.decoder.exact_posterior(x)
-
-
-def linear_gaussian_model(W: torch.Tensor, b: torch.Tensor, psi: torch.Tensor) -> LinearGaussianModel:
-    """The model with the given parameters, in their dtype."""
-    n_features, latent_dim = W.shape
-    decoder = LinearGaussianDecoder(latent_dim, n_features).to(W.dtype)
-    with torch.no_grad():
-        decoder.linear.weight.copy_(W)
-        decoder.linear.bias.copy_(b)
-        decoder.log_scale.copy_(0.5 * torch.log(psi))
-    return LinearGaussianModel(decoder)
-
-
-def exact_marginal(model: nn.Module) -> MultivariateNormal | None:
-    """p(x) in closed form when the model's decoder is linear-Gaussian under N(0, I), else None."""
-    marginal = getattr(model.decoder, "marginal", None)
-    return marginal() if marginal is not None and isinstance(model.prior, StandardNormalPrior) else None

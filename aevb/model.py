@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.distributions import Distribution, Independent, Normal
+from torch.distributions import Distribution, Independent, MultivariateNormal, Normal
 
 from .config import VAEConfig
 from .distributions import (
@@ -17,6 +17,7 @@ from .distributions import (
     GaussianFeatureScaleHead,
     GaussianOutputScaleHead,
 )
+from .linear import LinearGaussianDecoder
 from .nets import mlp
 
 
@@ -57,6 +58,21 @@ class LatentVariableModel(nn.Module):
         """n draws from the prior, shape (n, latent_dim)."""
         return self.prior().sample((n,))
 
+    def exact_marginal(self) -> Distribution | None:
+        """p(x) in closed form where the decoder gives one under this prior (linear-Gaussian), else None."""
+        marginal = getattr(self.decoder, "marginal", None)
+        return marginal() if marginal is not None and isinstance(self.prior, StandardNormalPrior) else None
+
+
+class LinearGaussianModel(LatentVariableModel):
+    """z ~ N(0, I), x | z ~ N(Wz + b, diag psi), with the exact posterior p(z|x) in place of an encoder."""
+
+    def __init__(self, decoder: LinearGaussianDecoder):
+        super().__init__(None, decoder, StandardNormalPrior(decoder.linear.in_features))
+
+    def posterior(self, x: torch.Tensor) -> MultivariateNormal:
+        return self.decoder.exact_posterior(x)
+
 
 LIKELIHOOD_HEADS = {
     ("bernoulli", "feature"): BernoulliHead,
@@ -73,6 +89,12 @@ def build_vae(config: VAEConfig, n_features: int, likelihood: str) -> LatentVari
     """
     hidden = config.hidden
     encoder = nn.Sequential(mlp(n_features, hidden), DiagonalGaussianHead(hidden[-1], config.latent_dim))
-    head = LIKELIHOOD_HEADS[(likelihood, config.decoder_scale)](hidden[0], n_features)
-    decoder = nn.Sequential(mlp(config.latent_dim, hidden[::-1]), head)
+    if config.decoder == "linear":
+        # A linear Gaussian decoder has one noise scale per feature, whatever decoder_scale says:
+        # that keeps p(x) = N(b, W W^T + Psi) in closed form.
+        decoder_class = LinearGaussianDecoder if likelihood == "gaussian" else BernoulliHead
+        decoder = decoder_class(config.latent_dim, n_features)
+    else:
+        head = LIKELIHOOD_HEADS[(likelihood, config.decoder_scale)](hidden[0], n_features)
+        decoder = nn.Sequential(mlp(config.latent_dim, hidden[::-1]), head)
     return LatentVariableModel(encoder, decoder, StandardNormalPrior(config.latent_dim))

@@ -14,7 +14,6 @@ from pathlib import Path
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import VAEConfig
 from .errors import AevbError
 from .preprocess import Preprocessor
 from .version import __version__
@@ -74,7 +73,7 @@ def save(estimator, folder: str | Path) -> Path:
 
 def load(folder: str | Path):
     """Read a model that :func:`save` wrote; any damage is an AevbError naming the file."""
-    from .estimator import VAE
+    from .registry import BY_CLASS_NAME
 
     folder = Path(folder)
     config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
@@ -93,8 +92,11 @@ def load(folder: str | Path):
             f"{folder} was saved in model format {config.get('format_version')!r} "
             f"(aevb {config.get('aevb_version')}); this aevb {__version__} reads format {FORMAT_VERSION}"
         )
+    estimator_class = BY_CLASS_NAME.get(config.get("model_type"))
+    if estimator_class is None:
+        raise AevbError(f"{config_path} names an unknown model type {config.get('model_type')!r}")
     try:
-        estimator = VAE(**VAEConfig.from_dict(config["model"]).to_dict())
+        estimator = estimator_class(**config["model"])
         pre = Preprocessor.from_dict(config["preprocessor"])
         estimator._build(int(config["n_features"]), pre, config.get("image_shape"))
     except (KeyError, TypeError, ValueError) as error:
