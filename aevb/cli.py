@@ -20,11 +20,12 @@ import numpy as np
 import torch
 
 from . import data
-from .config import VAEConfig
+from .config import LinearConfig, VAEConfig
 from .errors import AevbError
 from .estimator import VAE
 from .images import save_grid
 from .persistence import load
+from .registry import ESTIMATORS
 
 EXIT_USAGE = 2
 
@@ -36,34 +37,45 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
         raise click.BadParameter(f"expected comma-separated integers like 256,256, got {text!r}") from None
 
 
+OPTION_CLASSES = (VAEConfig, LinearConfig)
+
+
 def config_options(command):
-    """Add one --option per VAEConfig field; unset options keep the dataclass default."""
-    hints = typing.get_type_hints(VAEConfig)
-    for field in reversed(dataclasses.fields(VAEConfig)):
-        kind = hints[field.name]
-        if typing.get_origin(kind) is typing.Literal:
-            click_type = click.Choice(typing.get_args(kind))
-        elif field.name == "hidden":
-            click_type = str
-        elif int in typing.get_args(kind) or kind is int:
-            click_type = int
-        else:
-            click_type = float
-        default = ",".join(map(str, field.default)) if field.name == "hidden" else field.default
-        command = click.option(
-            "--" + field.name.replace("_", "-"),
-            field.name,
-            type=click_type,
-            default=None,
-            help=f"{field.metadata['help']} [default: {default}]",
-        )(command)
+    """Add one --option per field of the option dataclasses; unset options keep their defaults."""
+    seen: dict[str, str] = {}
+    for options_class in OPTION_CLASSES:
+        hints = typing.get_type_hints(options_class)
+        for field in dataclasses.fields(options_class):
+            if field.name in seen:
+                continue
+            kind = hints[field.name]
+            if typing.get_origin(kind) is typing.Literal:
+                click_type = click.Choice(typing.get_args(kind))
+            elif field.name == "hidden":
+                click_type = str
+            elif int in typing.get_args(kind) or kind is int:
+                click_type = int
+            else:
+                click_type = float
+            default = ",".join(map(str, field.default)) if field.name == "hidden" else field.default
+            seen[field.name] = f"{field.metadata['help']} [default: {default}]"
+            command = click.option(
+                "--" + field.name.replace("_", "-"), field.name, type=click_type, default=None, help=seen[field.name]
+            )(command)
     return command
 
 
-def _options_to_config(options: dict) -> dict:
+def _options_for(model_name: str, options: dict) -> dict:
+    """The options the user set, checked against what ``--model model_name`` takes."""
+    estimator_class = ESTIMATORS[model_name]
     chosen = {name: value for name, value in options.items() if value is not None}
     if "hidden" in chosen:
         chosen["hidden"] = _parse_hidden(chosen["hidden"])
+    known = {field.name for field in dataclasses.fields(estimator_class.config_class)}
+    foreign = sorted(set(chosen) - known)
+    if foreign:
+        flags = ", ".join("--" + name.replace("_", "-") for name in foreign)
+        raise AevbError(f"{flags} does not apply to --model {model_name}")
     return chosen
 
 
@@ -100,11 +112,15 @@ def cli():
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Folder for the model.")
 @click.option("--key", default=None, help="Array to use from a .npz file with several.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
+@click.option(
+    "--model", "model_name", type=click.Choice(list(ESTIMATORS)), default="vae", show_default=True,
+    help="vae: variational autoencoder; ppca: probabilistic PCA (closed form); fa: factor analysis (EM).",
+)
 @config_options
-def fit(source, out, key, quiet, **options):
-    """Train a VAE on SOURCE: a .npy/.npz/.csv file, a folder of images, or a built-in
-    dataset (digits, digits-train, digits-test). Writes the model and metrics.csv to --out."""
-    model = VAE(**_options_to_config(options))
+def fit(source, out, key, quiet, model_name, **options):
+    """Train a model on SOURCE: a .npy/.npz/.csv file, a folder of images, or a built-in
+    dataset (digits, digits-train, digits-test). Writes the model (and metrics.csv for a VAE) to --out."""
+    model = ESTIMATORS[model_name](**_options_for(model_name, options))
     dataset = data.load(source, key)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -113,9 +129,17 @@ def fit(source, out, key, quiet, **options):
     except OSError as error:
         raise AevbError(f"cannot write into {out}: {error.strerror or error}") from None
     started = time.perf_counter()
-    model.fit(dataset, metrics_path=out / "metrics.csv", progress=False if quiet else None)
+    if isinstance(model, VAE):
+        model.fit(dataset, metrics_path=out / "metrics.csv", progress=False if quiet else None)
+    else:
+        model.fit(dataset)
     model.save(out)
-    if not quiet:
+    if not quiet and not isinstance(model, VAE):
+        click.echo(
+            f"fitted {type(model).__name__} to {len(dataset.values)} rows x {dataset.values.shape[1]} features in "
+            f"{time.perf_counter() - started:.1f}s; training log p(x) {model.score(dataset):.2f} nats/row; saved to {out}"
+        )
+    elif not quiet:
         best = model.history_[model.best_epoch_ - 1]
         click.echo(
             f"trained on {len(dataset.values)} rows x {dataset.values.shape[1]} features in "
@@ -164,26 +188,36 @@ def encode(model_dir, source, out, key):
     _write_array(latents, out, [f"z{i}" for i in range(latents.shape[1])])
 
 
+PROPOSAL_OPTION = click.option(
+    "--proposal", type=click.Choice(["posterior", "prior"]), default="posterior", show_default=True,
+    help="Where the importance samples of z come from: q(z|x) (the IWAE bound) or p(z) (naive Monte Carlo).",
+)
+
+
 @cli.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.argument("source")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Per-row scores, .csv or .npy.")
 @click.option("--k", type=int, default=100, show_default=True, callback=_positive, help="Importance samples per row.")
+@PROPOSAL_OPTION
 @click.option("--key", default=None, help="Array to use from a .npz file with several.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def score(model_dir, source, out, k, key, seed):
+def score(model_dir, source, out, k, proposal, key, seed):
     """Per-row log p(x) estimate (nats), ELBO and its terms, for anomaly scores."""
     model = load(model_dir)
     dataset = data.load(source, key)
-    log_likelihood = model.score_samples(dataset, k=k, seed=seed)
+    estimate = model.importance_samples(dataset, k=k, seed=seed, proposal=proposal)
     terms = model.elbo_samples(dataset, seed=seed)
     columns = {
-        "log_likelihood": log_likelihood,
+        "log_likelihood": estimate["log_likelihood"],
         "elbo": terms["elbo"],
         "reconstruction": terms["reconstruction"],
         "kl": terms["kl"],
-        "bits_per_dim": -log_likelihood / (model.n_features_in_ * np.log(2)),
+        "bits_per_dim": -estimate["log_likelihood"] / (model.n_features_in_ * np.log(2)),
+        "effective_sample_size": estimate["effective_sample_size"],
     }
+    if model.has_exact_likelihood:
+        columns["exact_log_likelihood"] = model.exact_score_samples(dataset, seed=seed)
     _write_array(np.column_stack(list(columns.values())), out, list(columns))
 
 
@@ -191,13 +225,15 @@ def score(model_dir, source, out, k, key, seed):
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.argument("source")
 @click.option("--k", type=int, default=1000, show_default=True, callback=_positive, help="Importance samples per row.")
+@PROPOSAL_OPTION
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write the figures as JSON.")
 @click.option("--key", default=None, help="Array to use from a .npz file with several.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def evaluate(model_dir, source, k, json_path, key, seed):
-    """Held-out ELBO, its terms, and the K-sample log p(x) estimate, in nats and bits/dim."""
+def evaluate(model_dir, source, k, proposal, json_path, key, seed):
+    """Held-out ELBO, its terms, and the K-sample log p(x) estimate, in nats and bits/dim
+    (and the exact log p(x) of linear-Gaussian models)."""
     model = load(model_dir)
-    figures = model.evaluate(data.load(source, key), k=k, seed=seed)
+    figures = model.evaluate(data.load(source, key), k=k, seed=seed, proposal=proposal)
     click.echo(format_evaluation(figures))
     if json_path is not None:
         try:
@@ -210,19 +246,26 @@ def format_evaluation(figures: dict) -> str:
     bound = " (bound on the discrete log-probability)" if figures["data"] == "levels" else ""
     lines = [
         f"rows: {figures['n_rows']}, features: {figures['n_features']}, data: {figures['data']}{bound}",
-        f"{'':26}{'nats/row':>12}{'bits/dim':>10}",
+        f"{'':30}{'nats/row':>12}{'bits/dim':>10}",
     ]
     per_dim = figures["n_features"] * np.log(2)
-    for label, key in [
+    rows = [("exact log p(x)", "exact_log_likelihood")] if figures.get("exact_log_likelihood") is not None else []
+    rows += [
         (f"log p(x) estimate (k={figures['k']})", "log_likelihood"),
         ("ELBO", "elbo"),
         ("  reconstruction", "reconstruction"),
         ("  KL(q(z|x) || p(z))", "kl"),
-    ]:
+    ]
+    for label, key in rows:
         value = figures[key]
-        lines.append(f"{label:26}{value:12.3f}{-value / per_dim if key != 'kl' else value / per_dim:10.4f}")
+        lines.append(f"{label:30}{value:12.3f}{(value if key == 'kl' else -value) / per_dim:10.4f}")
+    source = "q(z|x)" if figures["proposal"] == "posterior" else "the prior p(z)"
+    lines.append(
+        f"estimate: importance sampling from {source}, mean effective sample size "
+        f"{figures['effective_sample_size']:.1f} of {figures['k']}"
+    )
     if figures["log_likelihood_std_error"] is not None:
-        lines.append(f"standard error of the estimate: {figures['log_likelihood_std_error']:.3f} nats/row")
+        lines.append(f"standard error of the mean over rows: {figures['log_likelihood_std_error']:.3f} nats/row")
     return "\n".join(lines)
 
 
