@@ -32,6 +32,7 @@ def fit_ppca(covariance: np.ndarray, latent_dim: int) -> tuple[np.ndarray, np.nd
     eigenvalues, eigenvectors = eigenvalues[::-1], eigenvectors[:, ::-1]
     noise = max(float(eigenvalues[latent_dim:].mean()), 1e-12 * float(eigenvalues[0]), 1e-300)
     W = eigenvectors[:, :latent_dim] * np.sqrt(np.maximum(eigenvalues[:latent_dim] - noise, 0.0))
+    W = np.ascontiguousarray(W)
     return W, np.full(n_features, noise)
 
 
@@ -46,29 +47,28 @@ def factor_analysis_log_likelihood(covariance: np.ndarray, W: np.ndarray, psi: n
 def fit_factor_analysis(
     covariance: np.ndarray, latent_dim: int, max_iter: int = 10_000, tol: float = 1e-10
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Factor analysis by EM (Rubin & Thayer, 1982), started from the PPCA solution.
+    """Factor analysis by maximum likelihood, alternating two exact steps (Barber, BRML 21.2):
 
-    E-step: beta = W^T C^-1 with C = W W^T + Psi;  M-step:
-        W   <- S beta^T (I - beta W + beta S beta^T)^-1
-        psi <- diag(S - W beta S)
-    Stops when the mean log-likelihood per row improves by less than ``tol``;
-    returns (W, psi, iterations). Each step never lowers the likelihood.
+    for fixed Psi, the best W is PPCA with unit noise in the whitened space
+    Psi^-1/2 S Psi^-1/2: W = Psi^1/2 U_d (Lambda_d - I)_+^(1/2); for that W, the best
+    noise is psi = diag(S - W W^T). Neither step lowers the likelihood; the loop
+    stops when the mean log-likelihood per row gains less than ``tol``.
+    Returns (W (D, d), psi (D,), iterations).
     """
     n_features = len(covariance)
     _check_latent_dim(latent_dim, n_features, n_features)
-    W, psi = fit_ppca(covariance, min(latent_dim, n_features - 1)) if n_features > 1 else (np.zeros((1, 1)), np.diag(covariance).copy())
-    if W.shape[1] < latent_dim:
-        W = np.hstack([W, np.zeros((n_features, latent_dim - W.shape[1]))])
-    floor = 1e-9 * max(float(np.diag(covariance).max()), 1e-300)
-    eye = np.eye(latent_dim)
+    variances = np.diag(covariance).copy()
+    floor = 1e-9 * max(float(variances.max()), 1e-300)
+    psi = np.maximum(variances, floor)
     previous = -np.inf
     for iteration in range(1, max_iter + 1):
-        beta = np.linalg.solve(W @ W.T + np.diag(psi), W).T  # (d, D); C is symmetric
-        beta_S = beta @ covariance
-        W = covariance @ beta.T @ np.linalg.inv(eye - beta @ W + beta_S @ beta.T)
-        psi = np.maximum(np.diag(covariance) - np.einsum("ij,ji->i", W, beta_S), floor)
+        root = np.sqrt(psi)
+        eigenvalues, eigenvectors = np.linalg.eigh(covariance / np.outer(root, root))
+        top = slice(n_features - latent_dim, n_features)
+        W = root[:, None] * eigenvectors[:, top] * np.sqrt(np.maximum(eigenvalues[top] - 1.0, 0.0))
         current = factor_analysis_log_likelihood(covariance, W, psi)
         if current - previous < tol:
             break
         previous = current
-    return W, psi, iteration
+        psi = np.maximum(variances - (W**2).sum(axis=1), floor)
+    return W[:, ::-1].copy(), psi, iteration  # largest factor first

@@ -23,7 +23,7 @@ from cli_helpers import call
 N_ROWS, N_FEATURES, LATENT = 200, 6, 2
 EPOCHS = 3
 FIT_OPTIONS = ["--epochs", str(EPOCHS), "--hidden", "16", "--latent-dim", str(LATENT), "--quiet"]
-SCORE_COLUMNS = ["log_likelihood", "elbo", "reconstruction", "kl", "bits_per_dim"]
+SCORE_COLUMNS = ["log_likelihood", "elbo", "reconstruction", "kl", "bits_per_dim", "effective_sample_size"]
 
 
 
@@ -200,8 +200,9 @@ def test_score_writes_one_row_per_data_row(rows_model, tmp_path):
     assert header == SCORE_COLUMNS
     assert table.shape == (N_ROWS, len(SCORE_COLUMNS))
     assert np.isfinite(table).all()
-    ll, elbo, rec, kl, bpd = table.T
+    ll, elbo, rec, kl, bpd, ess = table.T
     assert elbo.mean() <= ll.mean()
+    assert (ess >= 1 - 1e-6).all() and (ess <= 50 + 1e-6).all()
     np.testing.assert_allclose(elbo, rec - kl, rtol=1e-6, atol=1e-9)
     assert (kl >= 0).all()
     np.testing.assert_allclose(bpd, -ll / (N_FEATURES * math.log(2)), rtol=1e-12)
