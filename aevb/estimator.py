@@ -156,7 +156,7 @@ class LatentModelEstimator:
         chunk = self._chunk_size()
 
         def compute(y):
-            r = self.model_.posterior(y) if proposal == "posterior" else self.model_.prior().expand((len(y),))
+            r = self.model_.posterior(y) if proposal == "posterior" else self.model_.prior_distribution().expand((len(y),))
             estimate = importance_sampling(self.model_, y, k, r, chunk)
             return torch.stack([estimate.log_marginal, estimate.effective_sample_size])
 
