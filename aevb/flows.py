@@ -43,7 +43,9 @@ class ContextMADE(nn.Module):
         super().__init__()
         rank = torch.empty(dim, dtype=torch.long)
         rank[order] = torch.arange(dim)  # rank[i]: position of z_i in the order
-        hidden_rank = torch.arange(hidden) % max(dim - 1, 1)
+        # A hidden unit of rank r sees z at ranks <= r; rank -1 units see the context only,
+        # so the first output (and, for dim = 1, every output) still depends on x.
+        hidden_rank = torch.arange(hidden) % dim - 1
         self.inp = MaskedLinear(dim, hidden, (hidden_rank[:, None] >= rank[None, :]).float())
         self.context = nn.Linear(context_features, hidden)
         out_mask = (rank[:, None] > hidden_rank[None, :]).float()
