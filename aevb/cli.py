@@ -266,6 +266,13 @@ def format_evaluation(figures: dict) -> str:
     )
     if figures["log_likelihood_std_error"] is not None:
         lines.append(f"standard error of the mean over rows: {figures['log_likelihood_std_error']:.3f} nats/row")
+    lines.append(f"gap, log p(x) estimate - ELBO: {figures['elbo_gap']:.3f} nats/row")
+    lines.append(
+        f"active units: {figures['active_units']} of {figures['latent_dim']} "
+        "(latent dimensions with Cov_x(E_q[z_i|x]) > 0.01)"
+    )
+    if figures["kl_per_dimension"] is not None:
+        lines.append("KL per latent dimension: " + " ".join(f"{v:.2f}" for v in figures["kl_per_dimension"]))
     return "\n".join(lines)
 
 

@@ -40,6 +40,13 @@ class Options:
             raise AevbError(f"unknown option(s) for {cls.__name__}: {', '.join(unknown)}")
         return cls(**values)
 
+# q(z|x): diagonal Gaussian; full-covariance Gaussian (Cholesky factor); Gaussian + inverse autoregressive flow.
+Posterior = Literal["diagonal", "full", "iaf"]
+# p(z): N(0, I); a learned mixture of Gaussians; the VampPrior (mixture of posteriors at learned pseudo-inputs).
+Prior = Literal["standard", "mog", "vamp"]
+# What training maximizes: the ELBO, or the importance-weighted bound on k draws.
+Objective = Literal["elbo", "iwae"]
+
 
 @dataclass
 class VAEConfig(Options):
@@ -68,6 +75,40 @@ class VAEConfig(Options):
             "(output), or one learned value per feature (feature)."
         },
     )
+    posterior: Posterior = field(
+        default="diagonal",
+        metadata={"help": "q(z|x): diagonal Gaussian, full-covariance Gaussian (full), or a Gaussian "
+                  "followed by an inverse autoregressive flow (iaf)."},
+    )
+    flow_layers: int = field(default=2, metadata={"help": "Masked autoregressive layers of the iaf posterior."})
+    prior: Prior = field(
+        default="standard",
+        metadata={"help": "p(z): N(0, I) (standard), a learned mixture of Gaussians (mog), or the "
+                  "VampPrior, a mixture of posteriors at learned pseudo-inputs (vamp)."},
+    )
+    prior_components: int = field(
+        default=16, metadata={"help": "Mixture components of the mog prior, pseudo-inputs of the vamp prior."}
+    )
+    objective: Objective = field(
+        default="elbo",
+        metadata={"help": "Training objective: the ELBO, or the importance-weighted bound on --k draws (iwae). "
+                  "Evaluation always reports both the ELBO and the log p(x) estimate."},
+    )
+    k: int = field(default=5, metadata={"help": "Importance samples per row in the training bound of objective iwae."})
+    beta: float = field(
+        default=1.0, metadata={"help": "Weight of the KL term in training (1 is the ELBO; beta-VAE otherwise)."}
+    )
+    kl_warmup: float = field(
+        default=0.0,
+        metadata={"help": "Epochs over which the KL weight rises linearly from 0 to --beta; "
+                  "early stopping waits until it ends."},
+    )
+    free_bits: float = field(
+        default=0.0,
+        metadata={"help": "Nats per latent dimension that cost nothing in training: each row's KL is "
+                  "sum_i max(KL_i, free_bits), per dimension where the KL splits so, else for the whole "
+                  "latent vector (objective elbo only)."},
+    )
     epochs: int = field(default=500, metadata={"help": "Maximum number of passes over the data."})
     batch_size: int = field(default=128, metadata={"help": "Rows per gradient step."})
     learning_rate: float = field(default=1e-3, metadata={"help": "Adam step size."})
@@ -91,7 +132,10 @@ class VAEConfig(Options):
         self.validate()
 
     def validate(self) -> None:
-        _require_positive_ints(self, ["latent_dim", "epochs", "batch_size", "mc_samples", "patience"])
+        _require_positive_ints(
+            self,
+            ["latent_dim", "epochs", "batch_size", "mc_samples", "patience", "flow_layers", "prior_components", "k"],
+        )
         if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in self.hidden):
             raise AevbError(f"hidden must be one or more positive integers, got {self.hidden!r}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
@@ -102,13 +146,24 @@ class VAEConfig(Options):
             raise AevbError(
                 f"validation_fraction must lie strictly between 0 and 1, got {self.validation_fraction!r}"
             )
+        if not (self.beta > 0 and math.isfinite(self.beta)):
+            raise AevbError(f"beta must be a positive number, got {self.beta!r}")
+        for name in ("kl_warmup", "free_bits"):
+            if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
+                raise AevbError(f"{name} must be a number >= 0, got {getattr(self, name)!r}")
         if self.max_time is not None and not self.max_time > 0:
             raise AevbError(f"max_time must be a positive number of seconds, got {self.max_time!r}")
-        for name, kind in [("likelihood", Likelihood), ("decoder_scale", DecoderScale), ("decoder", Decoder)]:
+        choices = [
+            ("likelihood", Likelihood), ("decoder_scale", DecoderScale), ("decoder", Decoder),
+            ("posterior", Posterior), ("prior", Prior), ("objective", Objective),
+        ]
+        for name, kind in choices:
             if getattr(self, name) not in get_args(kind):
                 raise AevbError(
                     f"{name} must be one of {', '.join(get_args(kind))}, got {getattr(self, name)!r}"
                 )
+        if self.free_bits > 0 and self.objective != "elbo":
+            raise AevbError("free_bits works with objective elbo only; use kl_warmup or beta with iwae")
 
 
 

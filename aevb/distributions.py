@@ -11,7 +11,7 @@ import math
 
 import torch
 from torch import nn
-from torch.distributions import Bernoulli, Independent, Normal
+from torch.distributions import Bernoulli, Independent, MultivariateNormal, Normal, kl_divergence, register_kl
 
 # Guard rails on log-scales: exp() of these stays finite and away from 0 in float32.
 MIN_LOG_SCALE = math.log(1e-4)
@@ -81,3 +81,33 @@ class GaussianOutputScaleHead(nn.Module):
     def forward(self, h: torch.Tensor) -> Independent:
         loc, log_scale = self.linear(h).chunk(2, dim=-1)
         return diagonal_normal(loc, log_scale)
+
+
+class FullCovarianceGaussianHead(nn.Module):
+    """q(z|x) = N(mu, L L^T) with L lower triangular: the linear layer gives mu, the log
+    of L's diagonal (so it is positive) and L's strictly lower part.
+
+    Unlike the diagonal head it can represent a posterior with correlated latents.
+    """
+
+    def __init__(self, in_features: int, dim: int):
+        super().__init__()
+        self.dim = dim
+        self.linear = nn.Linear(in_features, 2 * dim + dim * (dim - 1) // 2)
+        self.register_buffer("lower_index", torch.tril_indices(dim, dim, offset=-1), persistent=False)
+
+    def forward(self, h: torch.Tensor) -> MultivariateNormal:
+        out = self.linear(h)
+        loc, log_diagonal, lower = out.split([self.dim, self.dim, out.shape[-1] - 2 * self.dim], dim=-1)
+        diagonal = log_diagonal.clamp(MIN_LOG_SCALE, MAX_LOG_SCALE).exp()
+        strictly_lower = out.new_zeros(*out.shape[:-1], self.dim, self.dim)  # (..., d, d)
+        strictly_lower[..., self.lower_index[0], self.lower_index[1]] = lower
+        return MultivariateNormal(loc, scale_tril=strictly_lower + torch.diag_embed(diagonal))
+
+
+@register_kl(MultivariateNormal, Independent)
+def _kl_full_to_diagonal(q: MultivariateNormal, p: Independent) -> torch.Tensor:
+    """KL(N(m, S) || N(mu, diag sigma^2)) in closed form, by writing p as a MultivariateNormal."""
+    if not isinstance(p.base_dist, Normal) or p.reinterpreted_batch_ndims != 1:
+        raise NotImplementedError
+    return kl_divergence(q, MultivariateNormal(p.base_dist.loc, scale_tril=torch.diag_embed(p.base_dist.scale)))

@@ -14,13 +14,16 @@ from .config import VAEConfig
 from .data import Dataset, validated
 from .errors import AevbError
 from .model import LatentVariableModel, build_vae
-from .objectives import elbo, importance_sampling
+from .objectives import elbo, importance_sampling, kl_per_dimension
 from .preprocess import Preprocessor
 from .train import TrainingResult, train
 
 # Floats held at once by the importance-sampling evaluation (rows x draws x width): ~32 MB.
 EVAL_BUDGET = 2**23
 EVAL_ROWS = 256
+# A latent dimension is active when its posterior mean varies across rows by more than this
+# (Burda et al., 2016: Cov_x(E_q[z_i|x]) > 0.01).
+ACTIVE_UNIT_THRESHOLD = 0.01
 
 
 def as_rows(X, name: str = "X") -> np.ndarray:
@@ -156,7 +159,7 @@ class LatentModelEstimator:
         chunk = self._chunk_size()
 
         def compute(y):
-            r = self.model_.posterior(y) if proposal == "posterior" else self.model_.prior().expand((len(y),))
+            r = self.model_.posterior(y) if proposal == "posterior" else self.model_.prior_distribution().expand((len(y),))
             estimate = importance_sampling(self.model_, y, k, r, chunk)
             return torch.stack([estimate.log_marginal, estimate.effective_sample_size])
 
@@ -182,6 +185,22 @@ class LatentModelEstimator:
         elbo_, rec, kl = self._per_row(X, seed, compute)
         log_det = self.preprocessor_.log_abs_det_jacobian()
         return {"elbo": elbo_ + log_det, "reconstruction": rec + log_det, "kl": kl}
+
+    @torch.no_grad()
+    def kl_per_dimension_samples(self, X, seed: int = 0) -> np.ndarray | None:
+        """Per-row KL(q(z_i|x) || p(z_i)) of each latent dimension, shape (n, latent_dim), where
+        posterior and prior both factorize over the dimensions; None where the KL does not split."""
+
+        def compute(y):
+            per_dimension = kl_per_dimension(self.model_.posterior(y), self.model_.prior_distribution())
+            return y.new_zeros(0, len(y)) if per_dimension is None else per_dimension.T
+
+        per_dimension = self._per_row(X, seed, compute)
+        return per_dimension.T if len(per_dimension) else None
+
+    def latent_activity(self, X) -> np.ndarray:
+        """Cov_x(E_q[z_i|x]) for each latent dimension i over the rows of X, shape (latent_dim,)."""
+        return self.transform(X).var(axis=0)
 
     @property
     def has_exact_likelihood(self) -> bool:
@@ -214,8 +233,14 @@ class LatentModelEstimator:
     def evaluate(self, X, k: int = 1000, seed: int = 0, proposal: Proposal = "posterior") -> dict:
         """Means over rows of the ELBO, its two terms and the k-sample log p(x) estimate,
         in nats per row, with bits per dimension, the estimate's standard error and
-        effective sample size, and the exact log p(x) where the model has one."""
+        effective sample size, and the exact log p(x) where the model has one. Diagnostics
+        of the latent code: ``elbo_gap`` (log p(x) estimate - ELBO: how far q(z|x) is from
+        p(z|x), at most), ``active_units`` (dimensions with Cov_x(E_q[z_i|x]) > 0.01),
+        ``latent_activity`` (those covariances) and ``kl_per_dimension`` (the mean KL of
+        each dimension, or None where it does not split)."""
         terms = self.elbo_samples(X, seed)
+        activity = self.latent_activity(X)
+        kl_dims = self.kl_per_dimension_samples(X, seed)
         estimate = self.importance_samples(X, k, seed, proposal)
         log_likelihood = estimate["log_likelihood"]
         n_rows, n_features = len(log_likelihood), self.n_features_in_
@@ -230,6 +255,11 @@ class LatentModelEstimator:
             "log_likelihood_std_error": std_error,
             "bits_per_dim": float(-log_likelihood.mean() / per_dim),
             "elbo_bits_per_dim": float(-terms["elbo"].mean() / per_dim),
+            "elbo_gap": float(log_likelihood.mean() - terms["elbo"].mean()),
+            "active_units": int((activity > ACTIVE_UNIT_THRESHOLD).sum()),
+            "latent_dim": int(len(activity)),
+            "latent_activity": activity.tolist(),
+            "kl_per_dimension": None if kl_dims is None else kl_dims.mean(0).tolist(),
             "effective_sample_size": float(estimate["effective_sample_size"].mean()),
             "proposal": proposal,
             "k": k,

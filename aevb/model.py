@@ -8,29 +8,20 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.distributions import Distribution, Independent, MultivariateNormal, Normal
+from torch.distributions import Distribution, MultivariateNormal
 
 from .config import VAEConfig
 from .distributions import (
     BernoulliHead,
     DiagonalGaussianHead,
+    FullCovarianceGaussianHead,
     GaussianFeatureScaleHead,
     GaussianOutputScaleHead,
 )
+from .flows import IAFHead
 from .linear import LinearGaussianDecoder
 from .nets import mlp
-
-
-class StandardNormalPrior(nn.Module):
-    """p(z) = N(0, I) over ``dim`` latent dimensions."""
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.register_buffer("loc", torch.zeros(dim))
-        self.register_buffer("scale", torch.ones(dim))
-
-    def forward(self) -> Independent:
-        return Independent(Normal(self.loc, self.scale), 1)
+from .priors import MixturePrior, StandardNormalPrior, VampPrior
 
 
 class LatentVariableModel(nn.Module):
@@ -44,7 +35,11 @@ class LatentVariableModel(nn.Module):
 
     @property
     def latent_dim(self) -> int:
-        return self.prior().event_shape[0]
+        return self.prior_distribution().event_shape[0]
+
+    def prior_distribution(self) -> Distribution:
+        """p(z), event shape (latent_dim,). The prior module gets the encoder (the VampPrior needs it)."""
+        return self.prior(self.encoder)
 
     def posterior(self, x: torch.Tensor) -> Distribution:
         """q(z|x) for rows x (B, D); batch shape (B,), event shape (latent_dim,)."""
@@ -56,7 +51,7 @@ class LatentVariableModel(nn.Module):
 
     def sample_latents(self, n: int) -> torch.Tensor:
         """n draws from the prior, shape (n, latent_dim)."""
-        return self.prior().sample((n,))
+        return self.prior_distribution().sample((n,))
 
     def exact_marginal(self) -> Distribution | None:
         """p(x) in closed form where the decoder gives one under this prior (linear-Gaussian), else None."""
@@ -74,11 +69,25 @@ class LinearGaussianModel(LatentVariableModel):
         return self.decoder.exact_posterior(x)
 
 
+# Each maker takes (features in, config) and returns the module for that choice.
+POSTERIOR_HEADS = {
+    "diagonal": lambda in_features, config: DiagonalGaussianHead(in_features, config.latent_dim),
+    "full": lambda in_features, config: FullCovarianceGaussianHead(in_features, config.latent_dim),
+    "iaf": lambda in_features, config: IAFHead(in_features, config.latent_dim, config.flow_layers),
+}
+
 LIKELIHOOD_HEADS = {
     ("bernoulli", "feature"): BernoulliHead,
     ("bernoulli", "output"): BernoulliHead,
     ("gaussian", "feature"): GaussianFeatureScaleHead,
     ("gaussian", "output"): GaussianOutputScaleHead,
+}
+
+
+PRIORS = {
+    "standard": lambda n_features, config: StandardNormalPrior(config.latent_dim),
+    "mog": lambda n_features, config: MixturePrior(config.latent_dim, config.prior_components),
+    "vamp": lambda n_features, config: VampPrior(n_features, config.prior_components),
 }
 
 
@@ -88,7 +97,7 @@ def build_vae(config: VAEConfig, n_features: int, likelihood: str) -> LatentVari
     ``likelihood`` is the resolved family ("gaussian" or "bernoulli"), never "auto".
     """
     hidden = config.hidden
-    encoder = nn.Sequential(mlp(n_features, hidden), DiagonalGaussianHead(hidden[-1], config.latent_dim))
+    encoder = nn.Sequential(mlp(n_features, hidden), POSTERIOR_HEADS[config.posterior](hidden[-1], config))
     if config.decoder == "linear":
         # A linear Gaussian decoder has one noise scale per feature, whatever decoder_scale says:
         # that keeps p(x) = N(b, W W^T + Psi) in closed form.
@@ -97,4 +106,4 @@ def build_vae(config: VAEConfig, n_features: int, likelihood: str) -> LatentVari
     else:
         head = LIKELIHOOD_HEADS[(likelihood, config.decoder_scale)](hidden[0], n_features)
         decoder = nn.Sequential(mlp(config.latent_dim, hidden[::-1]), head)
-    return LatentVariableModel(encoder, decoder, StandardNormalPrior(config.latent_dim))
+    return LatentVariableModel(encoder, decoder, PRIORS[config.prior](n_features, config))

@@ -1,4 +1,5 @@
-"""The training loop: minibatch Adam on -mean ELBO, early stopping, metrics.
+"""The training loop: minibatch Adam on the training objective (the ELBO unless the
+config says otherwise), early stopping on the validation ELBO, metrics.
 
 The data stays one tensor; each epoch indexes shuffled batches out of it,
 which on a CPU is much faster than a per-row Dataset.
@@ -20,7 +21,7 @@ from tqdm.auto import tqdm
 from .config import VAEConfig
 from .errors import AevbError
 from .model import LatentVariableModel
-from .objectives import elbo
+from .objectives import elbo, kl_weight, training_objective
 from .preprocess import Preprocessor
 
 METRIC_FIELDS = [
@@ -100,10 +101,11 @@ def train(
             model.train()
             sums = torch.zeros(3, dtype=torch.float64)
             order = torch.randperm(len(train_x), generator=generator)
+            weight = kl_weight(config, epoch)
             for start in range(0, len(train_x), config.batch_size):
                 batch = pre.to_model(train_x[order[start : start + config.batch_size]], generator)
-                terms = elbo(model, batch, config.mc_samples)
-                loss = -terms.elbo.mean()
+                objective, terms = training_objective(model, batch, config, weight)
+                loss = -objective.mean()
                 if not torch.isfinite(loss):
                     raise AevbError(
                         f"training diverged at epoch {epoch} (the ELBO became non-finite); "
@@ -134,7 +136,7 @@ def train(
                 best_elbo, best_epoch = val["elbo"], epoch
                 best_state = copy.deepcopy(model.state_dict())
             bar.set_postfix(val_elbo=f"{val['elbo']:.2f}", best=f"{best_elbo:.2f}@{best_epoch}")
-            if epoch - best_epoch >= config.patience:
+            if epoch - max(best_epoch, config.kl_warmup) >= config.patience:
                 stopped_because = "early stopping"
                 break
             if config.max_time is not None and time.perf_counter() - started >= config.max_time:
