@@ -19,9 +19,9 @@ import click
 import numpy as np
 import torch
 
-from . import data
+from . import checkpoint, data
 from .config import LinearConfig, VAEConfig
-from .errors import AevbError
+from .errors import AevbError, TrainingInterrupted, TrainingStopped
 from .estimator import VAE
 from .images import save_grid
 from .persistence import load
@@ -109,7 +109,13 @@ def cli():
 
 @cli.command()
 @click.argument("source")
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Folder for the model.")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None, help="Run folder for the model, metrics.csv and checkpoints.")
+@click.option(
+    "--resume",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Continue the interrupted VAE run in this folder from its last checkpoint (same SOURCE).",
+)
 @click.option("--key", default=None, help="Array to use from a .npz file with several.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 @click.option(
@@ -117,10 +123,20 @@ def cli():
     help="vae: variational autoencoder; ppca: probabilistic PCA (closed form); fa: factor analysis (EM).",
 )
 @config_options
-def fit(source, out, key, quiet, model_name, **options):
+def fit(source, out, resume, key, quiet, model_name, **options):
     """Train a model on SOURCE: a .npy/.npz/.csv file, a folder of images, or a built-in
     dataset (digits, digits-train, digits-test). Writes the model (and metrics.csv for a VAE) to --out."""
-    model = ESTIMATORS[model_name](**_options_for(model_name, options))
+    if out is None and resume is None:
+        raise AevbError("say where the model goes: --out FOLDER (or --resume FOLDER to continue a run)")
+    if out is not None and resume is not None and out.resolve() != resume.resolve():
+        raise AevbError("--resume continues the run in its own folder; drop --out or give the same folder")
+    if resume is not None and model_name != "vae":
+        raise AevbError(f"--resume continues a VAE run; --model {model_name} fits in one go")
+    out = out or resume
+    chosen = _options_for(model_name, options)
+    if resume is not None:
+        chosen = {**checkpoint.saved_config(resume), **chosen}
+    model = ESTIMATORS[model_name](**chosen)
     dataset = data.load(source, key)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -130,7 +146,14 @@ def fit(source, out, key, quiet, model_name, **options):
         raise AevbError(f"cannot write into {out}: {error.strerror or error}") from None
     started = time.perf_counter()
     if isinstance(model, VAE):
-        model.fit(dataset, metrics_path=out / "metrics.csv", progress=False if quiet else None)
+        try:
+            model.fit(dataset, progress=False if quiet else None, run_dir=out, resume=resume is not None)
+        except TrainingStopped as stopped:
+            model.save(out)
+            if isinstance(stopped, TrainingInterrupted):
+                hint = f"; saved the best model so far; continue with: aevb fit {source} --resume {out}"
+                raise TrainingInterrupted(f"{stopped}{hint}", stopped.result, stopped.exit_code - 128) from None
+            raise
     else:
         model.fit(dataset)
     model.save(out)
@@ -288,9 +311,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as error:
         click.echo(f"aevb: error: {error.format_message()}", err=True)
         sys.exit(EXIT_USAGE)
+    except TrainingInterrupted as stopped:
+        click.echo(f"aevb: {stopped}", err=True)
+        sys.exit(stopped.exit_code)
     except AevbError as error:
         click.echo(f"aevb: error: {error}", err=True)
-        sys.exit(EXIT_USAGE)
+        sys.exit(getattr(error, "exit_code", EXIT_USAGE))
     sys.exit(code or 0)
 
 

@@ -125,6 +125,17 @@ class VAEConfig(Options):
     max_time: float | None = field(
         default=None, metadata={"help": "Wall-clock cap on training, in seconds."}
     )
+    grad_clip: float | None = field(
+        default=None,
+        metadata={"help": "Rescale each gradient to at most this total norm (off by default); tames divergence."},
+    )
+    checkpoint_every: float = field(
+        default=300.0,
+        metadata={
+            "help": "Seconds between mid-epoch checkpoints in the run folder "
+            "(one is also written after every epoch)."
+        },
+    )
     seed: int = field(default=0, metadata={"help": "Seed: the same seed and data give the same model."})
 
     def __post_init__(self) -> None:
@@ -151,6 +162,10 @@ class VAEConfig(Options):
         for name in ("kl_warmup", "free_bits"):
             if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
                 raise AevbError(f"{name} must be a number >= 0, got {getattr(self, name)!r}")
+        if self.grad_clip is not None and not (self.grad_clip > 0 and math.isfinite(self.grad_clip)):
+            raise AevbError(f"grad_clip must be a positive number, got {self.grad_clip!r}")
+        if not (self.checkpoint_every > 0 and not math.isnan(self.checkpoint_every)):
+            raise AevbError(f"checkpoint_every must be a positive number of seconds, got {self.checkpoint_every!r}")
         if self.max_time is not None and not self.max_time > 0:
             raise AevbError(f"max_time must be a positive number of seconds, got {self.max_time!r}")
         choices = [

@@ -10,9 +10,10 @@ import torch
 
 from typing import Literal
 
+from .checkpoint import Checkpoints, fingerprint
 from .config import VAEConfig
 from .data import Dataset, validated
-from .errors import AevbError
+from .errors import AevbError, TrainingStopped
 from .model import LatentVariableModel, build_vae
 from .objectives import elbo, importance_sampling, kl_per_dimension
 from .preprocess import Preprocessor
@@ -306,11 +307,23 @@ class VAE(LatentModelEstimator):
     def _make_model(self, n_features: int, pre: Preprocessor) -> LatentVariableModel:
         return build_vae(self.config, n_features, pre.likelihood)
 
-    def fit(self, X, metrics_path: str | Path | None = None, progress: bool | None = None) -> "VAE":
+    def fit(
+        self,
+        X,
+        metrics_path: str | Path | None = None,
+        progress: bool | None = None,
+        run_dir: str | Path | None = None,
+        resume: bool = False,
+    ) -> "VAE":
         """Train on the rows of X (n, D); returns self.
 
         A ``validation_fraction`` of the rows, chosen by the seed, is held out
         for early stopping; the weights of the best validation ELBO are kept.
+        With ``run_dir``, training writes ``metrics.csv`` and checkpoints
+        there, and ``resume=True`` continues the run from its last checkpoint
+        (same data, same options) to the same weights an uninterrupted run
+        reaches. If training stops early (:class:`aevb.errors.TrainingStopped`)
+        the estimator is still fitted, with the best weights so far.
         """
         image_shape = X.image_shape if isinstance(X, Dataset) else None
         values = as_rows(X)
@@ -321,19 +334,34 @@ class VAE(LatentModelEstimator):
         order = np.random.default_rng(config.seed).permutation(len(values))
         n_val = min(len(values) - 1, max(1, round(config.validation_fraction * len(values))))
         val_rows, train_rows = order[:n_val], order[n_val:]
+        checkpoints = None
+        if run_dir is not None:
+            checkpoints = Checkpoints(run_dir, config, fingerprint(values))
+            metrics_path = metrics_path or Path(run_dir) / "metrics.csv"
+        elif resume:
+            raise AevbError("resume=True needs the run_dir of the run to continue")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self._build(values.shape[1], pre, image_shape)
-            result: TrainingResult = train(
-                self.model_,
-                pre,
-                torch.as_tensor(values[train_rows], dtype=self.dtype),
-                torch.as_tensor(values[val_rows], dtype=self.dtype),
-                config,
-                metrics_path=Path(metrics_path) if metrics_path else None,
-                progress=progress,
-            )
+            try:
+                result: TrainingResult = train(
+                    self.model_,
+                    pre,
+                    torch.as_tensor(values[train_rows], dtype=self.dtype),
+                    torch.as_tensor(values[val_rows], dtype=self.dtype),
+                    config,
+                    metrics_path=Path(metrics_path) if metrics_path else None,
+                    progress=progress,
+                    checkpoints=checkpoints,
+                    resume=resume,
+                )
+            except TrainingStopped as stopped:
+                self._set_result(stopped.result)
+                raise
+        self._set_result(result)
+        return self
+
+    def _set_result(self, result: TrainingResult) -> None:
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
         self.stopped_because_ = result.stopped_because
-        return self

@@ -7,13 +7,12 @@ everything else is JSON, so loading a stranger's model runs none of their code.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .atomic import replace_atomically
 from .errors import AevbError
 from .preprocess import Preprocessor
 from .version import __version__
@@ -22,20 +21,6 @@ FORMAT = "aevb-model"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-
-
-def _replace_atomically(path: Path, write) -> None:
-    """Call write(temp_path) on a file beside ``path``, then rename it over ``path``."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(temp)
-        with open(temp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def save(estimator, folder: str | Path) -> Path:
@@ -62,8 +47,8 @@ def save(estimator, folder: str | Path) -> Path:
     }
     state = {name: t.detach().contiguous() for name, t in estimator.model_.state_dict().items()}
     try:
-        _replace_atomically(folder / WEIGHTS_FILE, lambda p: save_file(state, p))
-        _replace_atomically(
+        replace_atomically(folder / WEIGHTS_FILE, lambda p: save_file(state, p))
+        replace_atomically(
             folder / CONFIG_FILE, lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n")
         )
     except OSError as error:

@@ -1,5 +1,5 @@
 """The training loop: minibatch Adam on the training objective (the ELBO unless the
-config says otherwise), early stopping on the validation ELBO, metrics.
+config says otherwise), early stopping on the validation ELBO, metrics, checkpoints.
 
 The data stays one tensor; each epoch indexes shuffled batches out of it,
 which on a CPU is much faster than a per-row Dataset.
@@ -7,6 +7,7 @@ which on a CPU is much faster than a per-row Dataset.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import math
@@ -18,11 +19,13 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .checkpoint import Checkpoints, TrainingState
 from .config import VAEConfig
-from .errors import AevbError
+from .errors import TrainingDiverged, TrainingInterrupted
 from .model import LatentVariableModel
 from .objectives import elbo, kl_weight, training_objective
 from .preprocess import Preprocessor
+from .signals import Caught, deferred_signals
 
 METRIC_FIELDS = [
     "epoch", "seconds", "train_elbo", "train_reconstruction", "train_kl",
@@ -66,6 +69,58 @@ def mean_elbo_terms(
     return {name: total / len(x) for name, total in sums.items()}
 
 
+def _stop_reason(state: TrainingState, config: VAEConfig) -> str | None:
+    """Why training should not start another epoch, if it should not."""
+    if state.epoch > 0 and state.epoch - max(state.best_epoch, config.kl_warmup) >= config.patience:
+        return "early stopping"
+    if state.epoch > 0 and config.max_time is not None and state.seconds >= config.max_time:
+        return "max_time"
+    if state.epoch >= config.epochs:
+        return "epochs"
+    return None
+
+
+def _gradient_step(
+    model: LatentVariableModel,
+    optimizer: torch.optim.Optimizer,
+    batch: torch.Tensor,
+    config: VAEConfig,
+    weight: float,
+):
+    """One Adam step on the training objective of ``batch`` (KL weighted by ``weight``);
+    returns the ELBO terms, or the name of what became non-finite (then the weights
+    are left untouched)."""
+    try:
+        objective, terms = training_objective(model, batch, config, weight)
+    except ValueError:  # torch.distributions rejects NaN parameters
+        return "network output"
+    loss = -objective.mean()
+    if not torch.isfinite(loss):
+        return "loss"
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm(grads)
+    if not torch.isfinite(norm):
+        return "gradient"
+    if config.grad_clip is not None:
+        torch.nn.utils.clip_grads_with_norm_(model.parameters(), config.grad_clip, norm)
+    optimizer.step()
+    return terms
+
+
+def _open_metrics(path: Path | None, history: list[dict]):
+    """metrics.csv rewritten from ``history`` (so a resumed run repeats no row); None without a path."""
+    if path is None:
+        return None, None
+    handle = open(path, "w", newline="")
+    writer = csv.DictWriter(handle, fieldnames=METRIC_FIELDS)
+    writer.writeheader()
+    writer.writerows(history)
+    handle.flush()
+    return handle, writer
+
+
 def train(
     model: LatentVariableModel,
     pre: Preprocessor,
@@ -74,6 +129,8 @@ def train(
     config: VAEConfig,
     metrics_path: Path | None = None,
     progress: bool | None = None,
+    checkpoints: Checkpoints | None = None,
+    resume: bool = False,
 ) -> TrainingResult:
     """Fit ``model`` to raw rows ``train_x`` by minibatch Adam; keep the weights of the best
     validation ELBO and load them back at the end.
@@ -81,71 +138,107 @@ def train(
     Randomness comes from torch's global generator (draws of z) and a generator
     seeded from ``config.seed`` (batch order, dequantization); callers seed the
     former. ``progress=None`` shows a bar only when stderr is a terminal.
+
+    With ``checkpoints``, a checkpoint is written before the first step, after
+    every epoch, every ``checkpoint_every`` seconds and on SIGINT/SIGTERM (then
+    :class:`TrainingInterrupted` is raised); ``resume=True`` first restores the
+    last one. A non-finite loss or gradient raises :class:`TrainingDiverged`
+    without touching the checkpoint. Either way the model holds the best
+    weights so far and the exception's ``result`` describes them.
     """
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = make_optimizer(model, config)
+    state = TrainingState(best_state=copy.deepcopy(model.state_dict()))
+    if resume:
+        state = checkpoints.restore(model, optimizer, generator)
     log_det = pre.log_abs_det_jacobian()
-    best_elbo, best_epoch, best_state = -math.inf, 0, copy.deepcopy(model.state_dict())
-    history: list[dict] = []
-    stopped_because = "epochs"
-    started = time.perf_counter()
     show = sys.stderr.isatty() if progress is None else progress
-    writer, metrics_file = None, None
-    if metrics_path is not None:
-        metrics_file = open(metrics_path, "w", newline="")
-        writer = csv.DictWriter(metrics_file, fieldnames=METRIC_FIELDS)
-        writer.writeheader()
-    bar = tqdm(range(1, config.epochs + 1), desc="training", unit="epoch", disable=not show, leave=False)
+    started = time.perf_counter() - state.seconds
+
+    def finish(stopped_because: str) -> TrainingResult:
+        model.load_state_dict(state.best_state)
+        model.eval()
+        return TrainingResult(state.history, state.best_epoch, stopped_because)
+
+    def diverged(what: str) -> None:
+        raise TrainingDiverged(
+            f"training diverged in epoch {state.epoch + 1} (step {state.step + 1}): the {what} "
+            f"became NaN or infinite; kept the best weights so far (epoch {state.best_epoch}) "
+            f"and the last good checkpoint; try a smaller --learning-rate "
+            f"(now {config.learning_rate:g}) or --grad-clip 1.0",
+            finish("diverged"),
+        )
+
+    def save_checkpoint() -> None:
+        state.seconds = time.perf_counter() - started
+        checkpoints.save(state, model, optimizer, generator)
+
+    metrics_file, writer = _open_metrics(metrics_path, state.history)
+    bar = tqdm(total=config.epochs, initial=state.epoch, desc="training", unit="epoch", disable=not show, leave=False)
+    signals = deferred_signals() if checkpoints is not None else contextlib.nullcontext(Caught())
     try:
-        for epoch in bar:
-            model.train()
-            sums = torch.zeros(3, dtype=torch.float64)
-            order = torch.randperm(len(train_x), generator=generator)
-            weight = kl_weight(config, epoch)
-            for start in range(0, len(train_x), config.batch_size):
-                batch = pre.to_model(train_x[order[start : start + config.batch_size]], generator)
-                objective, terms = training_objective(model, batch, config, weight)
-                loss = -objective.mean()
-                if not torch.isfinite(loss):
-                    raise AevbError(
-                        f"training diverged at epoch {epoch} (the ELBO became non-finite); "
-                        "try a smaller --learning-rate"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                sums += torch.stack([terms.elbo.sum(), terms.reconstruction.sum(), terms.kl.sum()]).detach().double()
-            train_elbo, train_rec, train_kl = (sums / len(train_x)).tolist()
-            model.eval()
-            val = mean_elbo_terms(model, pre, val_x, 1024, torch.Generator().manual_seed(config.seed + 1))
-            row = {
-                "epoch": epoch,
-                "seconds": round(time.perf_counter() - started, 3),
-                "train_elbo": train_elbo + log_det,
-                "train_reconstruction": train_rec + log_det,
-                "train_kl": train_kl,
-                "val_elbo": val["elbo"],
-                "val_reconstruction": val["reconstruction"],
-                "val_kl": val["kl"],
-            }
-            history.append(row)
-            if writer is not None:
-                writer.writerow(row)
-                metrics_file.flush()
-            if val["elbo"] > best_elbo:
-                best_elbo, best_epoch = val["elbo"], epoch
-                best_state = copy.deepcopy(model.state_dict())
-            bar.set_postfix(val_elbo=f"{val['elbo']:.2f}", best=f"{best_elbo:.2f}@{best_epoch}")
-            if epoch - max(best_epoch, config.kl_warmup) >= config.patience:
-                stopped_because = "early stopping"
-                break
-            if config.max_time is not None and time.perf_counter() - started >= config.max_time:
-                stopped_because = "max_time"
-                break
+        with signals as caught:
+            if checkpoints is not None:
+                save_checkpoint()  # also proves, before any work, that the run folder takes one
+            while state.position > 0 or (stopped_because := _stop_reason(state, config)) is None:
+                if state.position == 0:
+                    state.order = torch.randperm(len(train_x), generator=generator)
+                    state.sums = torch.zeros(3, dtype=torch.float64)
+                model.train()
+                while state.position < len(train_x):
+                    rows = state.order[state.position : state.position + config.batch_size]
+                    batch = pre.to_model(train_x[rows], generator)
+                    terms = _gradient_step(model, optimizer, batch, config, kl_weight(config, state.epoch + 1))
+                    if isinstance(terms, str):
+                        diverged(terms)
+                    state.sums += torch.stack([terms.elbo.sum(), terms.reconstruction.sum(), terms.kl.sum()]).detach().double()
+                    state.position += len(rows)
+                    state.step += 1
+                    if caught.signum is not None:
+                        save_checkpoint()
+                        result = finish("interrupted")
+                        raise TrainingInterrupted(
+                            f"interrupted by {caught.name} in epoch {state.epoch + 1} (step {state.step}); "
+                            f"saved a checkpoint to {checkpoints.path}",
+                            result,
+                            caught.signum,
+                        )
+                    if checkpoints is not None and state.position < len(train_x) and checkpoints.due():
+                        save_checkpoint()
+                state.position = 0
+                state.epoch += 1
+                train_elbo, train_rec, train_kl = (state.sums / len(train_x)).tolist()
+                model.eval()
+                try:
+                    val = mean_elbo_terms(model, pre, val_x, 1024, torch.Generator().manual_seed(config.seed + 1))
+                except ValueError:
+                    diverged("network output")
+                if not math.isfinite(val["elbo"]):
+                    diverged("validation ELBO")
+                state.seconds = time.perf_counter() - started
+                row = {
+                    "epoch": state.epoch,
+                    "seconds": round(state.seconds, 3),
+                    "train_elbo": train_elbo + log_det,
+                    "train_reconstruction": train_rec + log_det,
+                    "train_kl": train_kl,
+                    "val_elbo": val["elbo"],
+                    "val_reconstruction": val["reconstruction"],
+                    "val_kl": val["kl"],
+                }
+                state.history.append(row)
+                if writer is not None:
+                    writer.writerow(row)
+                    metrics_file.flush()
+                if state.best_elbo is None or val["elbo"] > state.best_elbo:
+                    state.best_elbo, state.best_epoch = val["elbo"], state.epoch
+                    state.best_state = copy.deepcopy(model.state_dict())
+                bar.update(1)
+                bar.set_postfix(val_elbo=f"{val['elbo']:.2f}", best=f"{state.best_elbo:.2f}@{state.best_epoch}")
+                if checkpoints is not None:
+                    save_checkpoint()
     finally:
         bar.close()
         if metrics_file is not None:
             metrics_file.close()
-    model.load_state_dict(best_state)
-    model.eval()
-    return TrainingResult(history, best_epoch, stopped_because)
+    return finish(stopped_because)

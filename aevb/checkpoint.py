@@ -1,0 +1,210 @@
+"""Checkpoints: everything the training loop needs to continue exactly where it stopped.
+
+One file, ``checkpoint.safetensors`` in the run folder, replaced atomically:
+the tensors (current and best weights, Adam's moments, the random generators'
+states, the epoch's row order) are safetensors entries and the rest is JSON in
+the file's metadata, so nothing is ever unpickled. A resumed run draws the
+same numbers in the same order as an uninterrupted one and ends with the same
+weights, bit for bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from .atomic import remove_stale_temporaries, replace_atomically
+from .config import VAEConfig
+from .errors import AevbError
+from .version import __version__
+
+CHECKPOINT_FILE = "checkpoint.safetensors"
+FORMAT = "aevb-checkpoint"
+FORMAT_VERSION = 1
+# Options that may differ on --resume: they steer the rest of the run, not what was built.
+MAY_CHANGE_ON_RESUME = ("epochs", "patience", "max_time", "checkpoint_every", "learning_rate", "grad_clip")
+
+
+@dataclass
+class TrainingState:
+    """Where the loop stands. ``position`` rows of epoch ``epoch + 1`` have been
+    stepped on, in the order ``order``; ``sums`` are that epoch's running
+    (elbo, reconstruction, kl) totals."""
+
+    best_state: dict[str, torch.Tensor]
+    epoch: int = 0
+    position: int = 0
+    step: int = 0
+    seconds: float = 0.0
+    order: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.int64))
+    sums: torch.Tensor = field(default_factory=lambda: torch.zeros(3, dtype=torch.float64))
+    best_elbo: float | None = None
+    best_epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+def fingerprint(values: np.ndarray) -> str:
+    """A digest of the training rows, so that a run is resumed only on the same data."""
+    digest = hashlib.sha256(str(values.shape).encode())
+    digest.update(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+    return digest.hexdigest()
+
+
+def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Adam's per-parameter state as named tensors plus JSON for any plain values."""
+    tensors, plain = {}, {}
+    for index, entries in optimizer.state_dict()["state"].items():
+        for key, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer/{index}/{key}"] = value
+            else:
+                plain.setdefault(str(index), {})[key] = value
+    return tensors, plain
+
+
+def _unflatten_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, plain: dict) -> None:
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        _, index, key = name.split("/", 2)
+        state.setdefault(int(index), {})[key] = value
+    for index, entries in plain.items():
+        state.setdefault(int(index), {}).update(entries)
+    # The hyperparameters come from the (possibly changed) config, not the file.
+    groups = optimizer.state_dict()["param_groups"]
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+class Checkpoints:
+    """Writes and reads the checkpoint of one run folder for one configuration and dataset."""
+
+    def __init__(self, folder: str | Path, config: VAEConfig, data_fingerprint: str):
+        self.path = Path(folder) / CHECKPOINT_FILE
+        self.config = config
+        self.fingerprint = data_fingerprint
+        self.last_saved = time.monotonic()
+        remove_stale_temporaries(self.path)
+
+    def due(self) -> bool:
+        """Has ``checkpoint_every`` passed since the last save?"""
+        return time.monotonic() - self.last_saved >= self.config.checkpoint_every
+
+    def save(
+        self,
+        state: TrainingState,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        generator: torch.Generator,
+    ) -> None:
+        optimizer_tensors, optimizer_plain = _flatten_optimizer(optimizer)
+        tensors = {
+            **{f"model/{name}": t for name, t in model.state_dict().items()},
+            **{f"best/{name}": t for name, t in state.best_state.items()},
+            **optimizer_tensors,
+            "rng/torch": torch.get_rng_state(),
+            "rng/batches": generator.get_state(),
+            "order": state.order,
+            "sums": state.sums,
+        }
+        tensors = {name: t.detach().contiguous().clone() for name, t in tensors.items()}
+        progress = {
+            name: getattr(state, name)
+            for name in ("epoch", "position", "step", "seconds", "best_elbo", "best_epoch", "history")
+        }
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "aevb_version": __version__,
+            "config": self.config.to_dict(),
+            "data_fingerprint": self.fingerprint,
+            "progress": progress,
+            "optimizer": optimizer_plain,
+        }
+        try:
+            replace_atomically(self.path, lambda p: save_file(tensors, p, metadata={"aevb": json.dumps(meta)}))
+        except OSError as error:
+            raise AevbError(f"cannot write the checkpoint {self.path}: {error.strerror or error}") from None
+        self.last_saved = time.monotonic()
+
+    def restore(
+        self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator
+    ) -> TrainingState:
+        """Load the checkpoint into the model, optimizer and generators; return the loop's state."""
+        meta, tensors = read(self.path.parent)
+        check_resumable(meta["config"], self.config, self.path)
+        if meta.get("data_fingerprint") != self.fingerprint:
+            raise AevbError(
+                f"the data differs from the data the run in {self.path.parent} was trained on; "
+                "resume with the same data, or start a new run"
+            )
+        part = lambda prefix: {n[len(prefix):]: t for n, t in tensors.items() if n.startswith(prefix)}  # noqa: E731
+        try:
+            model.load_state_dict(part("model/"), strict=True)
+            _unflatten_optimizer(optimizer, part("optimizer/"), meta["optimizer"])
+            torch.set_rng_state(tensors["rng/torch"])
+            generator.set_state(tensors["rng/batches"])
+            progress = meta["progress"]
+            state = TrainingState(
+                best_state=part("best/"),
+                order=tensors["order"],
+                sums=tensors["sums"],
+                **{name: progress[name] for name in progress},
+            )
+            model.load_state_dict(state.best_state, strict=True)  # checks the best weights fit too
+            model.load_state_dict(part("model/"), strict=True)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise AevbError(f"the checkpoint {self.path} is damaged or incomplete ({first})") from None
+        return state
+
+
+def read(folder: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """The metadata and tensors of the checkpoint in run folder ``folder``."""
+    path = Path(folder) / CHECKPOINT_FILE
+    if not path.is_file():
+        raise AevbError(f"no checkpoint to resume in {folder} (no {CHECKPOINT_FILE}); start the run without --resume")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = json.loads((handle.metadata() or {}).get("aevb", "null"))
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    except (SafetensorError, OSError, ValueError, UnicodeDecodeError) as error:
+        raise AevbError(f"cannot read the checkpoint {path} ({error})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise AevbError(f"{path} is not an aevb checkpoint")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise AevbError(
+            f"{path} was written in checkpoint format {meta.get('format_version')!r} "
+            f"(aevb {meta.get('aevb_version')}); this aevb {__version__} reads format {FORMAT_VERSION}"
+        )
+    if not isinstance(meta.get("config"), dict):
+        raise AevbError(f"the checkpoint {path} is damaged or incomplete (no configuration)")
+    return meta, tensors
+
+
+def saved_config(folder: str | Path) -> dict:
+    """The options of the run whose checkpoint is in ``folder``."""
+    return read(folder)[0]["config"]
+
+
+def check_resumable(saved: dict, config: VAEConfig, path: Path) -> None:
+    """Raise unless ``config`` differs from the saved options only in MAY_CHANGE_ON_RESUME."""
+    try:
+        saved_config_ = VAEConfig.from_dict(saved).to_dict()
+    except (TypeError, AevbError) as error:
+        raise AevbError(f"the checkpoint {path} holds an unusable configuration ({error})") from None
+    wanted = config.to_dict()
+    for name, value in saved_config_.items():
+        if name not in MAY_CHANGE_ON_RESUME and wanted[name] != value:
+            option = "--" + name.replace("_", "-")
+            raise AevbError(
+                f"{option} is {wanted[name]!r} but the run in {path.parent} used {value!r}; "
+                f"only {', '.join(MAY_CHANGE_ON_RESUME)} may change on resume"
+            )
