@@ -52,6 +52,18 @@ class TrainingState:
     history: list[dict] = field(default_factory=list)
 
 
+def prepare_folder(folder: Path) -> None:
+    """Create the run folder and prove it takes a file, so that a folder that cannot
+    be written fails now rather than after training."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".aevb-write-check"
+        probe.write_bytes(b"\0" * 4096)
+        probe.unlink()
+    except OSError as error:
+        raise AevbError(f"cannot write into the run folder {folder}: {error.strerror or error}") from None
+
+
 def fingerprint(values: np.ndarray) -> str:
     """A digest of the training rows, so that a run is resumed only on the same data."""
     digest = hashlib.sha256(str(values.shape).encode())
@@ -74,7 +86,7 @@ def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torc
 def _unflatten_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, plain: dict) -> None:
     state: dict[int, dict] = {}
     for name, value in tensors.items():
-        _, index, key = name.split("/", 2)
+        index, key = name.split("/", 1)
         state.setdefault(int(index), {})[key] = value
     for index, entries in plain.items():
         state.setdefault(int(index), {}).update(entries)
@@ -87,6 +99,7 @@ class Checkpoints:
     """Writes and reads the checkpoint of one run folder for one configuration and dataset."""
 
     def __init__(self, folder: str | Path, config: VAEConfig, data_fingerprint: str):
+        prepare_folder(Path(folder))
         self.path = Path(folder) / CHECKPOINT_FILE
         self.config = config
         self.fingerprint = data_fingerprint

@@ -138,12 +138,7 @@ def fit(source, out, resume, key, quiet, model_name, **options):
         chosen = {**checkpoint.saved_config(resume), **chosen}
     model = ESTIMATORS[model_name](**chosen)
     dataset = data.load(source, key)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / ".aevb-write-check").touch()
-        (out / ".aevb-write-check").unlink()
-    except OSError as error:
-        raise AevbError(f"cannot write into {out}: {error.strerror or error}") from None
+    checkpoint.prepare_folder(out)  # before any training: a folder that cannot be written fails now
     started = time.perf_counter()
     if isinstance(model, VAE):
         try:
