@@ -98,13 +98,24 @@ def _unflatten_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, plain:
 class Checkpoints:
     """Writes and reads the checkpoint of one run folder for one configuration and dataset."""
 
-    def __init__(self, folder: str | Path, config: VAEConfig, data_fingerprint: str):
-        prepare_folder(Path(folder))
-        self.path = Path(folder) / CHECKPOINT_FILE
+    def __init__(self, folder: str | Path, config: VAEConfig, data_fingerprint: str, resume: bool = False):
+        """With ``resume``, read the checkpoint now and check that it belongs to this
+        configuration and data, so that any mismatch shows before training."""
+        folder = Path(folder)
+        self.path = folder / CHECKPOINT_FILE
         self.config = config
         self.fingerprint = data_fingerprint
-        self.last_saved = time.monotonic()
+        self.resumed = read(folder) if resume else None
+        if self.resumed is not None:
+            check_resumable(self.resumed[0]["config"], config, self.path)
+            if self.resumed[0].get("data_fingerprint") != data_fingerprint:
+                raise AevbError(
+                    f"the data differs from the data the run in {folder} was trained on; "
+                    "resume with the same data, or start a new run"
+                )
+        prepare_folder(folder)
         remove_stale_temporaries(self.path)
+        self.last_saved = time.monotonic()
 
     def due(self) -> bool:
         """Has ``checkpoint_every`` passed since the last save?"""
@@ -150,14 +161,9 @@ class Checkpoints:
     def restore(
         self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator
     ) -> TrainingState:
-        """Load the checkpoint into the model, optimizer and generators; return the loop's state."""
-        meta, tensors = read(self.path.parent)
-        check_resumable(meta["config"], self.config, self.path)
-        if meta.get("data_fingerprint") != self.fingerprint:
-            raise AevbError(
-                f"the data differs from the data the run in {self.path.parent} was trained on; "
-                "resume with the same data, or start a new run"
-            )
+        """Load the checkpoint read at construction into the model, optimizer and
+        generators; return the loop's state."""
+        meta, tensors = self.resumed
         part = lambda prefix: {n[len(prefix):]: t for n, t in tensors.items() if n.startswith(prefix)}  # noqa: E731
         try:
             model.load_state_dict(part("model/"), strict=True)

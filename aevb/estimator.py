@@ -336,7 +336,7 @@ class VAE(LatentModelEstimator):
         val_rows, train_rows = order[:n_val], order[n_val:]
         checkpoints = None
         if run_dir is not None:
-            checkpoints = Checkpoints(run_dir, config, fingerprint(values))
+            checkpoints = Checkpoints(run_dir, config, fingerprint(values), resume)
             metrics_path = metrics_path or Path(run_dir) / "metrics.csv"
         elif resume:
             raise AevbError("resume=True needs the run_dir of the run to continue")
@@ -353,7 +353,6 @@ class VAE(LatentModelEstimator):
                     metrics_path=Path(metrics_path) if metrics_path else None,
                     progress=progress,
                     checkpoints=checkpoints,
-                    resume=resume,
                 )
             except TrainingStopped as stopped:
                 self._set_result(stopped.result)

@@ -130,7 +130,6 @@ def train(
     metrics_path: Path | None = None,
     progress: bool | None = None,
     checkpoints: Checkpoints | None = None,
-    resume: bool = False,
 ) -> TrainingResult:
     """Fit ``model`` to raw rows ``train_x`` by minibatch Adam; keep the weights of the best
     validation ELBO and load them back at the end.
@@ -141,15 +140,16 @@ def train(
 
     With ``checkpoints``, a checkpoint is written before the first step, after
     every epoch, every ``checkpoint_every`` seconds and on SIGINT/SIGTERM (then
-    :class:`TrainingInterrupted` is raised); ``resume=True`` first restores the
-    last one. A non-finite loss or gradient raises :class:`TrainingDiverged`
-    without touching the checkpoint. Either way the model holds the best
-    weights so far and the exception's ``result`` describes them.
+    :class:`TrainingInterrupted` is raised); if they were opened to resume,
+    the loop first restores the last one. A non-finite loss or gradient
+    raises :class:`TrainingDiverged` without touching the checkpoint. Either
+    way the model holds the best weights so far and the exception's
+    ``result`` describes them.
     """
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = make_optimizer(model, config)
     state = TrainingState(best_state=copy.deepcopy(model.state_dict()))
-    if resume:
+    if checkpoints is not None and checkpoints.resumed is not None:
         state = checkpoints.restore(model, optimizer, generator)
     log_det = pre.log_abs_det_jacobian()
     show = sys.stderr.isatty() if progress is None else progress

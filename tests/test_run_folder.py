@@ -1,0 +1,139 @@
+"""The run folder: problems writing it show before training; a damaged, foreign or
+mismatched checkpoint is a one-line error; interrupted writes never leave a half file."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file, save_file
+
+import aevb
+import aevb.train
+from aevb import atomic, checkpoint
+from test_bad_input import assert_usage_error
+
+FIT = ["--epochs", 2, "--hidden", 8, "--latent-dim", 2, "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """(data path, run folder) of a finished two-epoch run."""
+    folder = tmp_path_factory.mktemp("run_folder")
+    data = folder / "x.npy"
+    np.save(data, np.random.default_rng(0).normal(size=(40, 3)))
+    run = folder / "run"
+    aevb.VAE(epochs=2, hidden=(8,), latent_dim=2).fit(aevb.datasets.load(data), run_dir=run).save(run)
+    return data, run
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fail the test if training starts: errors must come before it."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(aevb.estimator, "train", refuse)
+
+
+def test_run_folder_under_a_file_is_reported_before_training(finished_run, tmp_path, capsys, no_training):
+    (tmp_path / "plain_file").write_text("not a folder")
+    out = tmp_path / "plain_file" / "run"
+    assert_usage_error(capsys, ["fit", finished_run[0], "--out", out, *FIT], "plain_file", "cannot write")
+
+
+def test_full_disk_is_reported_before_training(finished_run, tmp_path, capsys, monkeypatch, no_training):
+    real_write_bytes = type(tmp_path).write_bytes
+
+    def full_disk(self, data):
+        if self.name == ".aevb-write-check":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write_bytes(self, data)
+
+    monkeypatch.setattr(type(tmp_path), "write_bytes", full_disk)
+    assert_usage_error(capsys, ["fit", finished_run[0], "--out", tmp_path / "run", *FIT], "No space left")
+
+
+def test_failed_checkpoint_write_keeps_the_previous_one(finished_run, tmp_path, monkeypatch):
+    _, run = finished_run
+    before = (run / checkpoint.CHECKPOINT_FILE).read_bytes()
+
+    def crash(tensors, path, metadata=None):
+        with open(path, "wb") as handle:
+            handle.write(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(checkpoint, "save_file", crash)
+    with pytest.raises(aevb.AevbError, match="No space left"):
+        aevb.VAE(epochs=2, hidden=(8,), latent_dim=2).fit(aevb.datasets.load(finished_run[0]), run_dir=run, resume=True)
+    assert (run / checkpoint.CHECKPOINT_FILE).read_bytes() == before
+    assert not list(run.glob(".*.tmp"))
+
+
+def test_replace_atomically_leaves_old_or_new(tmp_path):
+    target = tmp_path / "file.txt"
+    target.write_text("old")
+    with pytest.raises(KeyboardInterrupt):
+        atomic.replace_atomically(target, lambda p: (open(p, "w").write("partial"), (_ for _ in ()).throw(KeyboardInterrupt)))
+    assert target.read_text() == "old" and not list(tmp_path.glob(".*.tmp"))
+    atomic.replace_atomically(target, lambda p: open(p, "w").write("new"))
+    assert target.read_text() == "new"
+
+
+# -- resuming ------------------------------------------------------------------------------------
+
+
+def test_resume_without_checkpoint(finished_run, tmp_path, capsys):
+    assert_usage_error(capsys, ["fit", finished_run[0], "--resume", tmp_path, "--quiet"], "no checkpoint", "--resume")
+
+
+def test_resume_on_other_data(finished_run, tmp_path, capsys, no_training):
+    data, run = finished_run
+    other = tmp_path / "other.npy"
+    np.save(other, np.load(data) + 1.0)
+    assert_usage_error(capsys, ["fit", other, "--resume", run, "--quiet"], "data differs")
+
+
+def test_resume_with_another_architecture(finished_run, capsys, no_training):
+    data, run = finished_run
+    assert_usage_error(capsys, ["fit", data, "--resume", run, "--latent-dim", 5, "--quiet"], "--latent-dim", "5")
+
+
+def test_resume_of_a_finished_run_saves_the_same_model(finished_run, tmp_path, capsys):
+    data, run = finished_run
+    before = load_file(run / "model.safetensors")
+    code = assert_ok(["fit", data, "--resume", run, "--quiet"], capsys)
+    after = load_file(run / "model.safetensors")
+    assert code == 0 and all(before[name].equal(after[name]) for name in before)
+
+
+def assert_ok(args, capsys):
+    from cli_helpers import call
+
+    code = call(args)
+    assert code == 0, capsys.readouterr().err
+    return code
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random-bytes", "not-a-checkpoint", "future-format", "wrong-shapes"])
+def test_damaged_checkpoint_is_a_one_line_error(finished_run, tmp_path, capsys, damage):
+    data, run = finished_run
+    path = tmp_path / checkpoint.CHECKPOINT_FILE
+    original = (run / checkpoint.CHECKPOINT_FILE).read_bytes()
+    if damage == "truncated":
+        path.write_bytes(original[: len(original) // 2])
+    elif damage == "random-bytes":
+        path.write_bytes(np.random.default_rng(0).bytes(2000))
+    elif damage == "not-a-checkpoint":
+        save_file({"x": load_file(run / "model.safetensors")["prior.loc"]}, path)
+    else:
+        meta, tensors = checkpoint.read(run)
+        if damage == "future-format":
+            meta["format_version"] = 99
+        else:
+            tensors = {name: t[:1] if t.ndim else t for name, t in tensors.items()}
+        save_file(tensors, path, metadata={"aevb": json.dumps(meta)})
+    assert_usage_error(capsys, ["fit", data, "--resume", tmp_path, "--quiet"], str(path))
