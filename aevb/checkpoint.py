@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors import SafetensorError
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
 
 from .atomic import remove_stale_temporaries, replace_atomically
 from .config import VAEConfig
@@ -153,7 +154,8 @@ class Checkpoints:
             "optimizer": optimizer_plain,
         }
         try:
-            replace_atomically(self.path, lambda p: save_file(tensors, p, metadata={"aevb": json.dumps(meta)}))
+            blob = save_tensors(tensors, metadata={"aevb": json.dumps(meta)})
+            replace_atomically(self.path, lambda p: Path(p).write_bytes(blob))
         except OSError as error:
             raise AevbError(f"cannot write the checkpoint {self.path}: {error.strerror or error}") from None
         self.last_saved = time.monotonic()
@@ -191,11 +193,14 @@ def read(folder: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     if not path.is_file():
         raise AevbError(f"no checkpoint to resume in {folder} (no {CHECKPOINT_FILE}); start the run without --resume")
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = json.loads((handle.metadata() or {}).get("aevb", "null"))
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
-    except (SafetensorError, OSError, ValueError, UnicodeDecodeError) as error:
-        raise AevbError(f"cannot read the checkpoint {path} ({error})") from None
+        # Bytes, not a path: safetensors cannot open paths that are not valid UTF-8.
+        blob = path.read_bytes()
+        tensors = load_tensors(blob)
+        header = json.loads(blob[8 : 8 + int.from_bytes(blob[:8], "little")])
+        meta = json.loads((header.get("__metadata__") or {}).get("aevb", "null"))
+    except (SafetensorError, OSError, ValueError, UnicodeDecodeError, AttributeError) as error:
+        detail = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise AevbError(f"cannot read the checkpoint {path} ({detail.splitlines()[0] if detail else error!r})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise AevbError(f"{path} is not an aevb checkpoint")
     if meta.get("format_version") != FORMAT_VERSION:

@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import functools
 import json
+import re
 import sys
 import time
 import typing
@@ -159,11 +160,11 @@ def fit(source, out, resume, key, quiet, model_name, **options):
         )
     elif not quiet:
         best = model.history_[model.best_epoch_ - 1]
-        click.echo(
+        click.echo(printable(
             f"trained on {len(dataset.values)} rows x {dataset.values.shape[1]} features in "
             f"{time.perf_counter() - started:.1f}s ({len(model.history_)} epochs, stopped by {model.stopped_because_}); "
             f"best validation ELBO {best['val_elbo']:.2f} nats/row at epoch {model.best_epoch_}; saved to {out}"
-        )
+        ))
 
 
 @cli.command()
@@ -294,6 +295,14 @@ def format_evaluation(figures: dict) -> str:
     return "\n".join(lines)
 
 
+def printable(text: str) -> str:
+    """``text`` on one printable line: the undecodable bytes of non-UTF-8 file names
+    and control characters (a newline in a name) shown as escapes, so that a message
+    about any file prints, and stays one line."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return re.sub(r"[\x00-\x1f\x7f]", lambda match: repr(match.group())[1:-1], text)
+
+
 def main(argv: list[str] | None = None) -> None:
     # Flush subnormals before torch starts worker threads: Adam's decaying moments
     # otherwise slow every step down (see benchmarks/).
@@ -304,13 +313,13 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("aevb: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as error:
-        click.echo(f"aevb: error: {error.format_message()}", err=True)
+        click.echo(printable(f"aevb: error: {error.format_message()}"), err=True)
         sys.exit(EXIT_USAGE)
     except TrainingInterrupted as stopped:
-        click.echo(f"aevb: {stopped}", err=True)
+        click.echo(printable(f"aevb: {stopped}"), err=True)
         sys.exit(stopped.exit_code)
     except AevbError as error:
-        click.echo(f"aevb: error: {error}", err=True)
+        click.echo(printable(f"aevb: error: {error}"), err=True)
         sys.exit(getattr(error, "exit_code", EXIT_USAGE))
     sys.exit(code or 0)
 

@@ -8,7 +8,6 @@ that names the problem.
 from __future__ import annotations
 
 import csv
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +70,8 @@ def load(source: str | Path, key: str | None = None) -> Dataset:
 def _from_array(array: np.ndarray, name: str) -> Dataset:
     if array.dtype.kind not in "biuf":
         raise AevbError(f"{name} holds {array.dtype} values; aevb needs real numbers")
+    if array.size == 0:
+        raise AevbError(f"{name} holds no data (shape {array.shape})")
     if array.ndim == 1:
         return Dataset(array.reshape(-1, 1))
     if array.ndim == 2:
@@ -80,18 +81,36 @@ def _from_array(array: np.ndarray, name: str) -> Dataset:
     raise AevbError(f"{name} has shape {array.shape}; expected (rows, features) or a stack of images")
 
 
+def _unreadable(path: Path, what: str):
+    """A context that turns any failure to parse ``path`` into one AevbError line."""
+    return _Unreadable(path, what)
+
+
+class _Unreadable:
+    def __init__(self, path: Path, what: str):
+        self.path, self.what = path, what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if error is None or isinstance(error, AevbError) or not isinstance(error, Exception):
+            return False
+        # Parsers of damaged bytes fail in many ways (ValueError, EOFError, SyntaxError,
+        # tokenize.TokenError, zlib.error, ...); to the user each means "not readable".
+        detail = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        detail = (detail.strip().splitlines() or [type(error).__name__])[0]
+        raise AevbError(f"cannot read {self.path} as {self.what} ({detail})") from None
+
+
 def _load_npy(path: Path) -> Dataset:
-    try:
+    with _unreadable(path, "a numeric .npy array"):
         array = np.load(path, allow_pickle=False)
-    except (ValueError, EOFError) as error:
-        raise AevbError(f"cannot read {path} as a numeric .npy array ({error})") from None
-    except OSError as error:
-        raise AevbError(f"cannot read {path}: {error}") from None
     return _from_array(array, str(path))
 
 
 def _load_npz(path: Path, key: str | None) -> Dataset:
-    try:
+    with _unreadable(path, "a numeric .npz archive"):
         with np.load(path, allow_pickle=False) as archive:
             keys = list(archive.keys())
             if key is None:
@@ -101,8 +120,6 @@ def _load_npz(path: Path, key: str | None) -> Dataset:
             if key not in keys:
                 raise AevbError(f"{path} has no array named {key!r}; it holds {keys}")
             array = archive[key]
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
-        raise AevbError(f"cannot read {path} as a numeric .npz archive ({error})") from None
     return _from_array(array, f"{path}[{key}]")
 
 
@@ -114,11 +131,9 @@ def _parse_float(cell: str) -> float | None:
 
 
 def _load_csv(path: Path) -> Dataset:
-    try:
+    with _unreadable(path, "a CSV table"):
         with open(path, newline="", encoding="utf-8") as handle:
             rows = [row for row in csv.reader(handle) if row]
-    except (UnicodeDecodeError, csv.Error, OSError) as error:
-        raise AevbError(f"cannot read {path} as a CSV table ({error})") from None
     if not rows:
         raise AevbError(f"{path} is empty")
     header = None
@@ -140,18 +155,16 @@ def _load_csv(path: Path) -> Dataset:
 
 
 def _load_image_folder(folder: Path) -> Dataset:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise AevbError(f"{folder} holds no .png or .jpg images")
     images = []
     for path in files:
-        try:
+        with _unreadable(path, "an image"):
             with Image.open(path) as image:
                 images.append(image.convert("L" if image.mode in ("1", "L", "I;16", "I", "F", "LA") else "RGB"))
-        except (UnidentifiedImageError, OSError) as error:
-            raise AevbError(f"cannot read image {path} ({error})") from None
     if len({im.mode for im in images}) > 1:
         images = [im.convert("RGB") for im in images]
     sizes = [im.size for im in images]

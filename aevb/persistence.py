@@ -7,10 +7,14 @@ everything else is JSON, so loading a stranger's model runs none of their code.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import torch
+
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
 
 from .atomic import replace_atomically
 from .errors import AevbError
@@ -47,7 +51,8 @@ def save(estimator, folder: str | Path) -> Path:
     }
     state = {name: t.detach().contiguous() for name, t in estimator.model_.state_dict().items()}
     try:
-        replace_atomically(folder / WEIGHTS_FILE, lambda p: save_file(state, p))
+        blob = save_tensors(state)
+        replace_atomically(folder / WEIGHTS_FILE, lambda p: Path(p).write_bytes(blob))
         replace_atomically(
             folder / CONFIG_FILE, lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n")
         )
@@ -81,15 +86,27 @@ def load(folder: str | Path):
     if estimator_class is None:
         raise AevbError(f"{config_path} names an unknown model type {config.get('model_type')!r}")
     try:
-        estimator = estimator_class(**config["model"])
-        pre = Preprocessor.from_dict(config["preprocessor"])
-        estimator._build(int(config["n_features"]), pre, config.get("image_shape"))
-    except (KeyError, TypeError, ValueError) as error:
-        raise AevbError(f"{config_path} is damaged or incomplete ({type(error).__name__}: {error})") from None
-    try:
-        state = load_file(weights_path)
+        state = load_tensors(weights_path.read_bytes())  # bytes: safetensors rejects non-UTF-8 paths
     except (SafetensorError, OSError, ValueError) as error:
         raise AevbError(f"cannot read the weights in {weights_path} ({error})") from None
+    try:
+        estimator = estimator_class(**config["model"])
+        pre = Preprocessor.from_dict(config["preprocessor"])
+        n_features = int(config["n_features"])
+        image_shape = config.get("image_shape")
+        if n_features != len(pre.shift) or (image_shape and math.prod(image_shape) != n_features):
+            raise ValueError(f"n_features {n_features}, preprocessor and image_shape {image_shape} disagree")
+        # Shapes first, on the meta device: a damaged config cannot make us allocate a huge model.
+        with torch.device("meta"):
+            expected = estimator._make_model(n_features, pre).state_dict()
+    except (KeyError, TypeError, ValueError, OverflowError, AevbError) as error:
+        raise AevbError(f"{config_path} is damaged or incomplete ({type(error).__name__}: {error})") from None
+    found = {name: tuple(t.shape) for name, t in state.items()}
+    wanted = {name: tuple(t.shape) for name, t in expected.items()}
+    if found != wanted:
+        odd = sorted(set(found) ^ set(wanted)) or [n for n in wanted if found[n] != wanted[n]]
+        raise AevbError(f"{weights_path} does not match {config_path}: the weights differ at {odd[0]}")
+    estimator._build(n_features, pre, image_shape)
     try:
         estimator.model_.load_state_dict(state, strict=True)
     except RuntimeError as error:

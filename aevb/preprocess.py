@@ -14,8 +14,9 @@ bound. Binary data with a Bernoulli decoder is passed through untouched.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -23,6 +24,10 @@ import torch
 from .errors import AevbError
 
 Kind = Literal["binary", "levels", "continuous"]
+# The model computes in float32 (max ~3.4e38); a margin keeps x - shift finite too.
+LARGEST_VALUE = 1e30
+# Below this a column's spread would vanish in float32; such a column counts as constant.
+SMALLEST_SCALE = 1e-30
 
 
 def is_binary(x: np.ndarray) -> bool:
@@ -31,6 +36,17 @@ def is_binary(x: np.ndarray) -> bool:
 
 def is_levels(x: np.ndarray) -> bool:
     return bool((x >= 0).all() and (x == np.round(x)).all())
+
+
+def check_range(x: np.ndarray) -> None:
+    """Raise unless every value fits the model's 32-bit arithmetic."""
+    too_large = np.abs(x) > LARGEST_VALUE
+    if too_large.any():
+        row, column = np.argwhere(too_large)[0]
+        raise AevbError(
+            f"the data holds values too large for aevb's 32-bit arithmetic ({x[row, column]:g} at row {row}, "
+            f"column {column}; the limit is {LARGEST_VALUE:g}); rescale them"
+        )
 
 
 @dataclass
@@ -49,6 +65,7 @@ class Preprocessor:
         ``standardize=False`` keeps the user's scale (shift 0, scale 1), for
         models like PPCA whose fit is not invariant to rescaling columns.
         """
+        check_range(x)
         n_features = x.shape[1]
         if likelihood == "bernoulli" or (likelihood == "auto" and is_binary(x)):
             if not is_binary(x):
@@ -64,7 +81,7 @@ class Preprocessor:
         # x + u has the mean of x plus 1/2 and the variance of x plus 1/12.
         mean = x.mean(axis=0) + (0.5 if levels else 0.0)
         std = np.sqrt(x.var(axis=0) + (1.0 / 12.0 if levels else 0.0))
-        std = np.where(std > 0, std, 1.0)
+        std = np.where(std > SMALLEST_SCALE, std, 1.0)
         return cls(kind, n_levels, mean.tolist(), std.tolist())
 
     @property
@@ -73,6 +90,7 @@ class Preprocessor:
 
     def check(self, x: np.ndarray) -> None:
         """Raise if ``x`` cannot come from the data this was fitted on."""
+        check_range(x)
         if x.shape[1] != len(self.shift):
             raise AevbError(
                 f"the data has {x.shape[1]} columns but the model was trained on {len(self.shift)}"
@@ -120,4 +138,18 @@ class Preprocessor:
 
     @classmethod
     def from_dict(cls, values: dict) -> "Preprocessor":
-        return cls(**values)
+        """The inverse of to_dict, refusing values that to_dict cannot have written."""
+        pre = cls(**values)
+        numbers = [*pre.shift, *pre.scale]
+        if (
+            pre.kind not in get_args(Kind)
+            or not isinstance(pre.shift, list)
+            or len(pre.shift) != len(pre.scale)
+            or not pre.shift
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in numbers)
+            or not all(v > 0 for v in pre.scale)
+            or (pre.kind == "levels") != (isinstance(pre.n_levels, int) and not isinstance(pre.n_levels, bool))
+            or (pre.kind == "levels" and pre.n_levels < 1)
+        ):
+            raise ValueError("the preprocessor's kind, levels, shift or scale are not valid")
+        return pre
