@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from safetensors.torch import load_file, save_file
 import aevb
 import aevb.train
 from aevb import atomic, checkpoint
+from cli_helpers import call
 from test_bad_input import assert_usage_error
 
 FIT = ["--epochs", 2, "--hidden", 8, "--latent-dim", 2, "--quiet"]
@@ -114,8 +116,6 @@ def test_resume_of_a_finished_run_saves_the_same_model(finished_run, tmp_path, c
 
 
 def assert_ok(args, capsys):
-    from cli_helpers import call
-
     code = call(args)
     assert code == 0, capsys.readouterr().err
     return code
@@ -140,3 +140,37 @@ def test_damaged_checkpoint_is_a_one_line_error(finished_run, tmp_path, capsys, 
             tensors = {name: t[:1] if t.ndim else t for name, t in tensors.items()}
         save_file(tensors, path, metadata={"aevb": json.dumps(meta)})
     assert_usage_error(capsys, ["fit", data, "--resume", tmp_path, "--quiet"], str(path))
+
+
+def test_sigterm_between_steps_writes_a_checkpoint_and_exits_143(finished_run, tmp_path, capsys, monkeypatch):
+    """In-process: the signal arrives during a step; the step finishes, then the loop stops."""
+    real, calls = aevb.train.elbo, []
+
+    def elbo(model, x, *args):
+        calls.append(model.training)
+        if sum(calls) == 3 and model.training:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(model, x, *args)
+
+    monkeypatch.setattr(aevb.train, "elbo", elbo)
+    run = tmp_path / "run"
+    code = call(["fit", finished_run[0], "--out", run, "--batch-size", 8, *FIT])
+    err = capsys.readouterr().err
+    assert code == 128 + signal.SIGTERM, err
+    assert "SIGTERM" in err and f"--resume {run}" in err and len(err.splitlines()) == 1, err
+    meta, _ = checkpoint.read(run)
+    assert (meta["progress"]["epoch"], meta["progress"]["step"]) == (0, 3)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "the handler was not put back"
+
+
+def test_model_and_checkpoint_are_read_without_unpickling(finished_run, monkeypatch):
+    import pickle
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("something was unpickled")
+
+    for name in ("load", "loads", "Unpickler"):
+        monkeypatch.setattr(pickle, name, refuse)
+    data, run = finished_run
+    aevb.load(run)
+    checkpoint.read(run)
