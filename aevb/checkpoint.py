@@ -26,6 +26,7 @@ from safetensors.torch import save as save_tensors
 from .atomic import remove_stale_temporaries, replace_atomically
 from .config import VAEConfig
 from .errors import AevbError
+from .persistence import check_format
 from .version import __version__
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -201,13 +202,7 @@ def read(folder: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     except (SafetensorError, OSError, ValueError, UnicodeDecodeError, AttributeError) as error:
         detail = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         raise AevbError(f"cannot read the checkpoint {path} ({detail.splitlines()[0] if detail else error!r})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise AevbError(f"{path} is not an aevb checkpoint")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise AevbError(
-            f"{path} was written in checkpoint format {meta.get('format_version')!r} "
-            f"(aevb {meta.get('aevb_version')}); this aevb {__version__} reads format {FORMAT_VERSION}"
-        )
+    check_format(meta, FORMAT, FORMAT_VERSION, path)
     if not isinstance(meta.get("config"), dict):
         raise AevbError(f"the checkpoint {path} is damaged or incomplete (no configuration)")
     return meta, tensors

@@ -61,6 +61,17 @@ def save(estimator, folder: str | Path) -> Path:
     return folder
 
 
+def check_format(header, name: str, version: int, path: Path) -> None:
+    """Raise unless ``header`` (parsed JSON) says it is format ``name`` of ``version``."""
+    if not isinstance(header, dict) or header.get("format") != name:
+        raise AevbError(f"{path} is not an {name} file")
+    if header.get("format_version") != version:
+        raise AevbError(
+            f"{path} was written in {name} format {header.get('format_version')!r} "
+            f"(aevb {header.get('aevb_version')}); this aevb {__version__} reads format {version}"
+        )
+
+
 def load(folder: str | Path):
     """Read a model that :func:`save` wrote; any damage is an AevbError naming the file."""
     from .registry import BY_CLASS_NAME
@@ -75,13 +86,7 @@ def load(folder: str | Path):
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise AevbError(f"{config_path} is not valid JSON ({error})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise AevbError(f"{config_path} is not an aevb model configuration")
-    if config.get("format_version") != FORMAT_VERSION:
-        raise AevbError(
-            f"{folder} was saved in model format {config.get('format_version')!r} "
-            f"(aevb {config.get('aevb_version')}); this aevb {__version__} reads format {FORMAT_VERSION}"
-        )
+    check_format(config, FORMAT, FORMAT_VERSION, config_path)
     estimator_class = BY_CLASS_NAME.get(config.get("model_type"))
     if estimator_class is None:
         raise AevbError(f"{config_path} names an unknown model type {config.get('model_type')!r}")

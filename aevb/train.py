@@ -109,6 +109,21 @@ def _gradient_step(
     return terms
 
 
+def _metrics_row(state: TrainingState, val: dict[str, float], n_train: int, log_det: float) -> dict:
+    """The metrics.csv row of the epoch just finished, in nats per row of the user's data."""
+    train_elbo, train_rec, train_kl = (state.sums / n_train).tolist()
+    return {
+        "epoch": state.epoch,
+        "seconds": round(state.seconds, 3),
+        "train_elbo": train_elbo + log_det,
+        "train_reconstruction": train_rec + log_det,
+        "train_kl": train_kl,
+        "val_elbo": val["elbo"],
+        "val_reconstruction": val["reconstruction"],
+        "val_kl": val["kl"],
+    }
+
+
 def _open_metrics(path: Path | None, history: list[dict]):
     """metrics.csv rewritten from ``history`` (so a resumed run repeats no row); None without a path."""
     if path is None:
@@ -162,11 +177,20 @@ def train(
 
     def diverged(what: str) -> None:
         raise TrainingDiverged(
-            f"training diverged in epoch {state.epoch + 1} (step {state.step + 1}): the {what} "
+            f"training diverged in epoch {state.epoch + 1} after {state.step} steps: the {what} "
             f"became NaN or infinite; kept the best weights so far (epoch {state.best_epoch}) "
             f"and the last good checkpoint; try a smaller --learning-rate "
             f"(now {config.learning_rate:g}) or --grad-clip 1.0",
             finish("diverged"),
+        )
+
+    def interrupted(caught: Caught) -> None:
+        save_checkpoint()
+        raise TrainingInterrupted(
+            f"interrupted by {caught.name} in epoch {state.epoch + 1} after {state.step} steps; "
+            f"saved a checkpoint to {checkpoints.path}",
+            finish("interrupted"),
+            caught.signum,
         )
 
     def save_checkpoint() -> None:
@@ -195,37 +219,20 @@ def train(
                     state.position += len(rows)
                     state.step += 1
                     if caught.signum is not None:
-                        save_checkpoint()
-                        result = finish("interrupted")
-                        raise TrainingInterrupted(
-                            f"interrupted by {caught.name} in epoch {state.epoch + 1} (step {state.step}); "
-                            f"saved a checkpoint to {checkpoints.path}",
-                            result,
-                            caught.signum,
-                        )
+                        interrupted(caught)
                     if checkpoints is not None and state.position < len(train_x) and checkpoints.due():
                         save_checkpoint()
-                state.position = 0
-                state.epoch += 1
-                train_elbo, train_rec, train_kl = (state.sums / len(train_x)).tolist()
                 model.eval()
                 try:
                     val = mean_elbo_terms(model, pre, val_x, 1024, torch.Generator().manual_seed(config.seed + 1))
-                except ValueError:
+                except ValueError:  # torch.distributions rejects NaN parameters
                     diverged("network output")
                 if not math.isfinite(val["elbo"]):
                     diverged("validation ELBO")
+                state.position = 0
+                state.epoch += 1
                 state.seconds = time.perf_counter() - started
-                row = {
-                    "epoch": state.epoch,
-                    "seconds": round(state.seconds, 3),
-                    "train_elbo": train_elbo + log_det,
-                    "train_reconstruction": train_rec + log_det,
-                    "train_kl": train_kl,
-                    "val_elbo": val["elbo"],
-                    "val_reconstruction": val["reconstruction"],
-                    "val_kl": val["kl"],
-                }
+                row = _metrics_row(state, val, len(train_x), log_det)
                 state.history.append(row)
                 if writer is not None:
                     writer.writerow(row)
