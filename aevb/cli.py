@@ -154,10 +154,10 @@ def fit(source, out, resume, key, quiet, model_name, **options):
         model.fit(dataset)
     model.save(out)
     if not quiet and not isinstance(model, VAE):
-        click.echo(
+        click.echo(printable(
             f"fitted {type(model).__name__} to {len(dataset.values)} rows x {dataset.values.shape[1]} features in "
             f"{time.perf_counter() - started:.1f}s; training log p(x) {model.score(dataset):.2f} nats/row; saved to {out}"
-        )
+        ))
     elif not quiet:
         best = model.history_[model.best_epoch_ - 1]
         click.echo(printable(

@@ -29,7 +29,11 @@ CASES: Counter = Counter()  # cases tried per test, printed by conftest.py
 FAST = settings(max_examples=100, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 SLOW = settings(FAST, max_examples=25)  # cases that train or load a model
-FIT = ["--epochs", "1", "--hidden", "4", "--latent-dim", "1", "--batch-size", "64", "--quiet"]
+FIT = {
+    "vae": ["--epochs", "1", "--hidden", "4", "--latent-dim", "1", "--batch-size", "64", "--quiet"],
+    "ppca": ["--latent-dim", "1", "--quiet"],
+    "fa": ["--latent-dim", "1", "--max-iter", "20", "--quiet"],
+}
 
 
 def load_or_error(path: Path, key: str | None = None):
@@ -209,8 +213,8 @@ NAMES = st.binary(min_size=1, max_size=8).filter(lambda b: b"/" not in b and b"\
 
 
 @SLOW
-@given(array=st.one_of(HUGE, ARRAYS), name=NAMES)
-def test_fit_on_anything_under_any_name(capsys, array, name):
+@given(array=st.one_of(HUGE, ARRAYS), name=NAMES, model=st.sampled_from(sorted(FIT)))
+def test_fit_on_anything_under_any_name(capsys, array, name, model):
     """``aevb fit`` under a file and run-folder name of arbitrary bytes (non-UTF-8 included)."""
     CASES["aevb fit on arbitrary arrays and byte names"] += 1
     with tempfile.TemporaryDirectory() as folder:
@@ -218,7 +222,7 @@ def test_fit_on_anything_under_any_name(capsys, array, name):
         path = Path(folder) / (stem + ".npy")
         np.save(path, array)
         run = Path(folder) / (stem + "-run")
-        if assert_cli(capsys, ["fit", path, "--out", run, *FIT]) == 0:
+        if assert_cli(capsys, ["fit", path, "--out", run, "--model", model, *FIT[model]]) == 0:
             model = aevb.load(run)
             assert np.isfinite(model.score_samples(np.load(path).reshape(len(array), -1), k=2)).all()
             assert assert_cli(capsys, ["sample", run, "-n", 3, "--out", run / "s.npy"]) == 0
