@@ -3,8 +3,6 @@ the best weights so far in the model and the last good checkpoint untouched."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
@@ -40,28 +38,28 @@ def test_huge_learning_rate_ends_with_the_documented_message_and_a_loadable_mode
     checkpoint.read(run)  # the last good checkpoint is still readable
 
 
-def poison(monkeypatch, at_call: int, part: str):
-    """Make the ``at_call``-th training ELBO return a non-finite loss (part="loss") or
-    a finite loss whose gradient is infinite (part="gradient")."""
-    real, calls = aevb.train.elbo, []
+def poison(monkeypatch, at_step: int, part: str):
+    """Make the ``at_step``-th training objective non-finite (part="loss"), or finite
+    with an infinite gradient (part="gradient")."""
+    real, steps = aevb.train.training_objective, []
 
-    def elbo(model, x, *args):
-        terms = real(model, x, *args)
-        calls.append(model.training)  # validation calls elbo too, in eval mode
-        if not model.training or sum(calls) != at_call:
-            return terms
+    def training_objective(model, x, *args):
+        objective, terms = real(model, x, *args)
+        steps.append(1)
+        if len(steps) != at_step:
+            return objective, terms
         if part == "loss":
-            return dataclasses.replace(terms, elbo=terms.elbo * float("nan"))
-        blow_up = terms.elbo.register_hook(lambda grad: grad * float("inf"))  # noqa: F841
-        return terms
+            return objective * float("nan"), terms
+        objective.register_hook(lambda grad: grad * float("inf"))
+        return objective, terms
 
-    monkeypatch.setattr(aevb.train, "elbo", elbo)
+    monkeypatch.setattr(aevb.train, "training_objective", training_objective)
 
 
 @pytest.mark.parametrize("part", ["loss", "gradient"])
 def test_injected_non_finite_step_keeps_the_best_weights_and_the_last_checkpoint(rows, tmp_path, monkeypatch, part):
     run = tmp_path / "run"
-    poison(monkeypatch, at_call=3 * STEPS_PER_EPOCH + 2, part=part)  # step 2 of epoch 4
+    poison(monkeypatch, at_step=3 * STEPS_PER_EPOCH + 2, part=part)  # step 2 of epoch 4
     model = aevb.VAE(**SMALL)
     with pytest.raises(TrainingDiverged, match=f"epoch 4 .*the {part} became NaN") as caught:
         model.fit(rows, run_dir=run)

@@ -23,13 +23,15 @@ import torch
 from safetensors.torch import load_file
 
 import aevb
+from aevb import checkpoint
 from aevb.checkpoint import CHECKPOINT_FILE
 
 KILLS = 5
 KILL_SEED = 20240611
 # Level data (0..15) so that dequantization noise is drawn too; small batches so
 # that an epoch has many steps and a time-based checkpoint lands mid-epoch.
-FIT = ["--epochs", "12", "--patience", "100", "--hidden", "16", "--latent-dim", "2",
+# A KL warm-up so that its schedule has to resume at the right point too.
+FIT = ["--epochs", "12", "--patience", "100", "--hidden", "16", "--latent-dim", "2", "--kl-warmup", "5",
        "--batch-size", "8", "--checkpoint-every", "0.05", "--quiet"]
 # One thread: the same arithmetic in every process, and a light load on CI.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -100,25 +102,26 @@ def data_and_reference(tmp_path_factory):
 def test_sigkill_at_random_moments_then_resume_gives_identical_weights(data_and_reference, tmp_path):
     data, reference, seconds = data_and_reference
     rng = random.Random(KILL_SEED)
+    # Kill when the run has trained for these many seconds, spread over the whole run.
+    targets = sorted(rng.uniform(0, 0.9 * seconds) for _ in range(KILLS))
     run = tmp_path / "killed"
     log = []
     process = aevb_process("fit", data, "--out", run, *FIT)
-    kills = 0
-    while True:
-        before = checkpoint_id(run) if kills else None
-        started = wait_for_new_checkpoint(process, run, before)
-        if kills == KILLS or not started:
+    kills, before = 0, None
+    for target in targets:
+        if not wait_for_new_checkpoint(process, run, before):
+            log.append("finished before the kill")
             break
-        # Spread the kills over the run: each one lands somewhere in the next sixth of it.
-        delay = rng.uniform(0, seconds / (KILLS + 1))
-        time.sleep(delay)
+        trained = checkpoint.read(run)[0]["progress"]["seconds"]
+        time.sleep(max(0.0, target - trained))
         if process.poll() is not None:
-            log.append(f"finished before the kill after {delay:.3f}s")
+            log.append("finished before the kill")
             break
         process.send_signal(signal.SIGKILL)
         process.wait()
         kills += 1
-        log.append(f"kill {kills} after {delay:.3f}s")
+        before = checkpoint_id(run)
+        log.append(f"kill {kills} at {target:.3f}s of training")
         process = aevb_process("fit", data, "--resume", run, *FIT)
     code, err = finish(process)
     assert code == 0, f"{log}: {err}"
@@ -134,7 +137,8 @@ def test_sigint_saves_a_resumable_checkpoint(data_and_reference, tmp_path):
     run = tmp_path / "interrupted"
     process = aevb_process("fit", data, "--out", run, *FIT)
     assert wait_for_new_checkpoint(process, run, None)
-    time.sleep(0.2)
+    # The second checkpoint is written during training: interrupt right then.
+    assert wait_for_new_checkpoint(process, run, checkpoint_id(run))
     process.send_signal(signal.SIGINT)
     code, err = finish(process)
     assert code == 128 + signal.SIGINT, err
