@@ -6,6 +6,7 @@ from .errors import AevbError
 from .estimator import VAE
 from .linear_estimators import PPCA, FactorAnalysis
 from .persistence import load
+from .table_estimator import TabularVAE
 from .version import __version__
 
-__all__ = ["VAE", "PPCA", "FactorAnalysis", "VAEConfig", "AevbError", "load", "datasets", "__version__"]
+__all__ = ["VAE", "TabularVAE", "PPCA", "FactorAnalysis", "VAEConfig", "AevbError", "load", "datasets", "__version__"]

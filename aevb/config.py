@@ -196,3 +196,37 @@ class LinearConfig(Options):
         _require_positive_ints(self, ["latent_dim", "max_iter"])
         if not (self.tol > 0 and math.isfinite(self.tol)):
             raise AevbError(f"tol must be a positive number, got {self.tol!r}")
+
+
+@dataclass
+class TableConfig(VAEConfig):
+    """A VAE's options plus how the columns of a table are read and modelled."""
+
+    categorical: tuple[str, ...] = field(
+        default=(), metadata={"help": "Columns to model as categories, e.g. zip,grade (overrides inference)."}
+    )
+    continuous: tuple[str, ...] = field(
+        default=(), metadata={"help": "Columns to model as continuous numbers (overrides inference)."}
+    )
+    boolean: tuple[str, ...] = field(
+        default=(), metadata={"help": "Columns to model as yes/no (overrides inference)."}
+    )
+    ignore: tuple[str, ...] = field(default=(), metadata={"help": "Columns to leave out, e.g. an id."})
+    max_categories: int = field(
+        default=10,
+        metadata={"help": "Integer columns with at most this many distinct values are modelled as categories."},
+    )
+    components: int = field(
+        default=1,
+        metadata={"help": "Gaussians per continuous column in p(x|z): 1, or a mixture for multi-modal columns."},
+    )
+
+    def validate(self) -> None:
+        for name in ("categorical", "continuous", "boolean", "ignore"):
+            setattr(self, name, tuple(str(v) for v in getattr(self, name)))
+        super().validate()
+        _require_positive_ints(self, ["max_categories", "components"])
+        if self.prior == "vamp":
+            raise AevbError("the vamp prior is not available for tables; use --prior standard or mog")
+        if self.decoder == "linear":
+            raise AevbError("--decoder linear is not available for tables; use the mlp decoder")

@@ -62,6 +62,7 @@ class LatentModelEstimator:
     """
 
     config_class: type = VAEConfig
+    preprocessor_class: type = Preprocessor
     dtype = torch.float32
 
     def __init__(self, **options):
@@ -203,6 +204,30 @@ class LatentModelEstimator:
         """Cov_x(E_q[z_i|x]) for each latent dimension i over the rows of X, shape (latent_dim,)."""
         return self.transform(X).var(axis=0)
 
+    @staticmethod
+    def read_data(source, key: str | None = None):
+        """The rows in a file or built-in dataset, as this model takes them."""
+        from .data import load
+
+        return load(source, key)
+
+    def row_scores(self, X, k: int = 100, seed: int = 0, proposal: Proposal = "posterior") -> dict[str, np.ndarray]:
+        """Per row: the k-sample ``log_likelihood`` estimate, ``elbo``, ``reconstruction``, ``kl``,
+        ``bits_per_dim``, ``effective_sample_size`` and, where the model has it, ``exact_log_likelihood``."""
+        estimate = self.importance_samples(X, k=k, seed=seed, proposal=proposal)
+        terms = self.elbo_samples(X, seed=seed)
+        columns = {
+            "log_likelihood": estimate["log_likelihood"],
+            "elbo": terms["elbo"],
+            "reconstruction": terms["reconstruction"],
+            "kl": terms["kl"],
+            "bits_per_dim": -estimate["log_likelihood"] / (self.n_features_in_ * np.log(2)),
+            "effective_sample_size": estimate["effective_sample_size"],
+        }
+        if self.has_exact_likelihood:
+            columns["exact_log_likelihood"] = self.exact_score_samples(X, seed=seed)
+        return columns
+
     @property
     def has_exact_likelihood(self) -> bool:
         self._check_fitted()
@@ -307,6 +332,12 @@ class VAE(LatentModelEstimator):
     def _make_model(self, n_features: int, pre: Preprocessor) -> LatentVariableModel:
         return build_vae(self.config, n_features, pre.likelihood)
 
+    def _prepare(self, X) -> tuple[np.ndarray, Preprocessor, tuple | None]:
+        """The training rows (n, D), the preprocessor fitted to them and the image shape."""
+        image_shape = X.image_shape if isinstance(X, Dataset) else None
+        values = as_rows(X)
+        return values, Preprocessor.fit(values, self.config.likelihood), image_shape
+
     def fit(
         self,
         X,
@@ -325,12 +356,10 @@ class VAE(LatentModelEstimator):
         reaches. If training stops early (:class:`aevb.errors.TrainingStopped`)
         the estimator is still fitted, with the best weights so far.
         """
-        image_shape = X.image_shape if isinstance(X, Dataset) else None
-        values = as_rows(X)
+        values, pre, image_shape = self._prepare(X)
         if len(values) < 2:
             raise AevbError(f"need at least 2 rows to train (one for validation), got {len(values)}")
         config = self.config
-        pre = Preprocessor.fit(values, config.likelihood)
         order = np.random.default_rng(config.seed).permutation(len(values))
         n_val = min(len(values) - 1, max(1, round(config.validation_fraction * len(values))))
         val_rows, train_rows = order[:n_val], order[n_val:]

@@ -18,7 +18,6 @@ from safetensors.torch import save as save_tensors
 
 from .atomic import replace_atomically
 from .errors import AevbError
-from .preprocess import Preprocessor
 from .version import __version__
 
 FORMAT = "aevb-model"
@@ -96,10 +95,10 @@ def load(folder: str | Path):
         raise AevbError(f"cannot read the weights in {weights_path} ({error})") from None
     try:
         estimator = estimator_class(**config["model"])
-        pre = Preprocessor.from_dict(config["preprocessor"])
+        pre = estimator_class.preprocessor_class.from_dict(config["preprocessor"])
         n_features = int(config["n_features"])
         image_shape = config.get("image_shape")
-        if n_features != len(pre.shift) or (image_shape and math.prod(image_shape) != n_features):
+        if n_features != pre.n_features or (image_shape and math.prod(image_shape) != n_features):
             raise ValueError(f"n_features {n_features}, preprocessor and image_shape {image_shape} disagree")
         # Shapes first, on the meta device: a damaged config cannot make us allocate a huge model.
         with torch.device("meta"):

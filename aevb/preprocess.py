@@ -133,6 +133,10 @@ class Preprocessor:
             x = x.clamp(0, self.n_levels - 1)
         return x
 
+    @property
+    def n_features(self) -> int:
+        return len(self.shift)
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -1,0 +1,79 @@
+"""Reading and writing tables (.csv, .parquet), and when a file takes the table path.
+
+A .parquet file is always a table. A .csv file is a table when any cell is
+empty (or NA/NaN) or any column holds only words (categories, yes/no); a
+CSV of numbers only keeps the numeric-array path, and a column that mixes
+numbers with a few words stays an error there, naming the cell, because it is
+more often a typo than a category. ``aevb fit --table`` (or any of
+--categorical/--continuous/--boolean/--ignore) takes the table path for any CSV.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import AevbError
+
+TABLE_SUFFIXES = (".csv", ".parquet")
+
+
+def read_table(source):
+    """A DataFrame from a .csv or .parquet file (a DataFrame is returned as it is)."""
+    import pandas as pd
+
+    if isinstance(source, pd.DataFrame):
+        return source
+    path = Path(source)
+    if not path.is_file():
+        raise AevbError(f"no such file: {path}")
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise AevbError(f"unsupported table file {path}: use .csv or .parquet")
+    try:
+        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    except Exception as error:  # pandas and pyarrow raise many types for a bad file
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise AevbError(f"cannot read {path} as a table ({message})") from None
+    if frame.empty:
+        raise AevbError(f"{path} holds no rows")
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def is_table_file(source) -> bool:
+    """Whether ``source`` should take the table path without being asked (see the module note)."""
+    path = Path(str(source))
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return True
+    if suffix != ".csv" or not path.is_file():
+        return False
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path)
+    except Exception:
+        return False  # the numeric reader reports what is wrong
+    if frame.empty:
+        return False
+    for name in frame.columns:
+        column = frame[name]
+        if column.isna().any() or pd.api.types.is_bool_dtype(column):
+            return True
+        if not pd.api.types.is_numeric_dtype(column) and pd.to_numeric(column, errors="coerce").isna().all():
+            return True
+    return False
+
+
+def write_table(frame, path: Path) -> None:
+    """Write a DataFrame as .csv or .parquet, chosen by the file name."""
+    suffix = Path(path).suffix.lower()
+    try:
+        if suffix == ".csv":
+            frame.to_csv(path, index=False)
+        elif suffix == ".parquet":
+            frame.to_parquet(path, index=False)
+        else:
+            raise AevbError(f"cannot write {path}: use a .csv or .parquet file name")
+    except OSError as error:
+        raise AevbError(f"cannot write {path}: {error.strerror or error}") from None
