@@ -216,7 +216,7 @@ def saved_config(folder: str | Path) -> dict:
 def check_resumable(saved: dict, config: VAEConfig, path: Path) -> None:
     """Raise unless ``config`` differs from the saved options only in MAY_CHANGE_ON_RESUME."""
     try:
-        saved_config_ = VAEConfig.from_dict(saved).to_dict()
+        saved_config_ = type(config).from_dict(saved).to_dict()
     except (TypeError, AevbError) as error:
         raise AevbError(f"the checkpoint {path} holds an unusable configuration ({error})") from None
     wanted = config.to_dict()

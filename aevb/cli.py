@@ -21,12 +21,14 @@ import numpy as np
 import torch
 
 from . import checkpoint, data
-from .config import LinearConfig, VAEConfig
+from .config import LinearConfig, TableConfig, VAEConfig
 from .errors import AevbError, TrainingInterrupted, TrainingStopped
 from .estimator import VAE
 from .images import save_grid
 from .persistence import load
 from .registry import ESTIMATORS
+from .table_estimator import TabularVAE
+from .table_io import is_table_file, read_table, write_table
 
 EXIT_USAGE = 2
 
@@ -38,7 +40,12 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
         raise click.BadParameter(f"expected comma-separated integers like 256,256, got {text!r}") from None
 
 
-OPTION_CLASSES = (VAEConfig, LinearConfig)
+def _parse_names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+OPTION_CLASSES = (VAEConfig, LinearConfig, TableConfig)
+TABLE_ONLY_OPTIONS = {f.name for f in dataclasses.fields(TableConfig)} - {f.name for f in dataclasses.fields(VAEConfig)}
 
 
 def config_options(command):
@@ -52,13 +59,13 @@ def config_options(command):
             kind = hints[field.name]
             if typing.get_origin(kind) is typing.Literal:
                 click_type = click.Choice(typing.get_args(kind))
-            elif field.name == "hidden":
+            elif typing.get_origin(kind) is tuple:
                 click_type = str
             elif int in typing.get_args(kind) or kind is int:
                 click_type = int
             else:
                 click_type = float
-            default = ",".join(map(str, field.default)) if field.name == "hidden" else field.default
+            default = ",".join(map(str, field.default)) if isinstance(field.default, tuple) else field.default
             seen[field.name] = f"{field.metadata['help']} [default: {default}]"
             command = click.option(
                 "--" + field.name.replace("_", "-"), field.name, type=click_type, default=None, help=seen[field.name]
@@ -66,18 +73,27 @@ def config_options(command):
     return command
 
 
-def _options_for(model_name: str, options: dict) -> dict:
-    """The options the user set, checked against what ``--model model_name`` takes."""
-    estimator_class = ESTIMATORS[model_name]
+def _options_for(estimator_class, options: dict, what: str) -> dict:
+    """The options the user set, checked against what ``estimator_class`` takes (``what`` names it)."""
     chosen = {name: value for name, value in options.items() if value is not None}
     if "hidden" in chosen:
         chosen["hidden"] = _parse_hidden(chosen["hidden"])
+    for name in set(chosen) & {"categorical", "continuous", "boolean", "ignore"}:
+        chosen[name] = _parse_names(chosen[name])
     known = {field.name for field in dataclasses.fields(estimator_class.config_class)}
     foreign = sorted(set(chosen) - known)
     if foreign:
         flags = ", ".join("--" + name.replace("_", "-") for name in foreign)
-        raise AevbError(f"{flags} does not apply to --model {model_name}")
+        raise AevbError(f"{flags} does not apply to {what}")
     return chosen
+
+
+def _write_rows(rows, path: Path, header: list[str] | None = None) -> None:
+    """Write an array (.npy/.csv) or a DataFrame (.csv/.parquet)."""
+    if hasattr(rows, "to_csv"):
+        write_table(rows, path)
+    else:
+        _write_array(rows, path, header)
 
 
 def _write_array(array: np.ndarray, path: Path, header: list[str] | None = None) -> None:
@@ -123,10 +139,14 @@ def cli():
     "--model", "model_name", type=click.Choice(list(ESTIMATORS)), default="vae", show_default=True,
     help="vae: variational autoencoder; ppca: probabilistic PCA (closed form); fa: factor analysis (EM).",
 )
+@click.option("--table", is_flag=True, help="Model SOURCE (.csv) as a table of mixed column types, even if all numeric.")
 @config_options
-def fit(source, out, resume, key, quiet, model_name, **options):
-    """Train a model on SOURCE: a .npy/.npz/.csv file, a folder of images, or a built-in
-    dataset (digits, digits-train, digits-test). Writes the model (and metrics.csv for a VAE) to --out."""
+def fit(source, out, resume, key, quiet, model_name, table, **options):
+    """Train a model on SOURCE: a .npy/.npz/.csv/.parquet file, a folder of images, or a built-in
+    dataset (digits, digits-train, digits-test). Writes the model (and metrics.csv for a VAE) to --out.
+
+    A .parquet file, or a .csv with holes or a column of words, is modelled as a table
+    (mixed column types, missing values); --table forces that for any .csv."""
     if out is None and resume is None:
         raise AevbError("say where the model goes: --out FOLDER (or --resume FOLDER to continue a run)")
     if out is not None and resume is not None and out.resolve() != resume.resolve():
@@ -134,11 +154,20 @@ def fit(source, out, resume, key, quiet, model_name, **options):
     if resume is not None and model_name != "vae":
         raise AevbError(f"--resume continues a VAE run; --model {model_name} fits in one go")
     out = out or resume
-    chosen = _options_for(model_name, options)
-    if resume is not None:
-        chosen = {**checkpoint.saved_config(resume), **chosen}
-    model = ESTIMATORS[model_name](**chosen)
-    dataset = data.load(source, key)
+    saved = checkpoint.saved_config(resume) if resume is not None else {}
+    table_options = {name for name in TABLE_ONLY_OPTIONS if options.get(name) is not None or name in saved}
+    table = table or bool(table_options) or is_table_file(source)
+    if table and model_name != "vae":
+        raise AevbError(f"--model {model_name} takes numeric arrays only; tables are modelled by the vae")
+    estimator_class = TabularVAE if table else ESTIMATORS[model_name]
+    chosen = {**saved, **_options_for(estimator_class, options, "tables" if table else f"--model {model_name}")}
+    model = estimator_class(**chosen)
+    if table:
+        dataset = read_table(source)
+        if not quiet:
+            click.echo(printable(model.infer_schema(dataset).summary()))
+    else:
+        dataset = data.load(source, key)
     checkpoint.prepare_folder(out)  # before any training: a folder that cannot be written fails now
     started = time.perf_counter()
     if isinstance(model, VAE):
@@ -153,15 +182,16 @@ def fit(source, out, resume, key, quiet, model_name, **options):
     else:
         model.fit(dataset)
     model.save(out)
+    shape = dataset.shape if table else dataset.values.shape
     if not quiet and not isinstance(model, VAE):
         click.echo(printable(
-            f"fitted {type(model).__name__} to {len(dataset.values)} rows x {dataset.values.shape[1]} features in "
+            f"fitted {type(model).__name__} to {shape[0]} rows x {shape[1]} features in "
             f"{time.perf_counter() - started:.1f}s; training log p(x) {model.score(dataset):.2f} nats/row; saved to {out}"
         ))
     elif not quiet:
         best = model.history_[model.best_epoch_ - 1]
         click.echo(printable(
-            f"trained on {len(dataset.values)} rows x {dataset.values.shape[1]} features in "
+            f"trained on {shape[0]} rows x {shape[1]} {'columns' if table else 'features'} in "
             f"{time.perf_counter() - started:.1f}s ({len(model.history_)} epochs, stopped by {model.stopped_because_}); "
             f"best validation ELBO {best['val_elbo']:.2f} nats/row at epoch {model.best_epoch_}; saved to {out}"
         ))
@@ -181,7 +211,7 @@ def sample(model_dir, n, out, png, seed, mean):
     model = load(model_dir)
     rows = model.sample(n, seed=seed, mean=mean)
     if out is not None:
-        _write_array(rows, out)
+        _write_rows(rows, out)
     if png is not None:
         if model.image_shape_ is None:
             raise AevbError("--png needs a model trained on images; this one was trained on plain rows")
@@ -203,7 +233,7 @@ def sample(model_dir, n, out, png, seed, mean):
 def encode(model_dir, source, out, key):
     """Write the posterior mean E_q[z|x] of each row of SOURCE."""
     model = load(model_dir)
-    latents = model.transform(data.load(source, key))
+    latents = model.transform(model.read_data(source, key))
     _write_array(latents, out, [f"z{i}" for i in range(latents.shape[1])])
 
 
@@ -224,20 +254,34 @@ PROPOSAL_OPTION = click.option(
 def score(model_dir, source, out, k, proposal, key, seed):
     """Per-row log p(x) estimate (nats), ELBO and its terms, for anomaly scores."""
     model = load(model_dir)
-    dataset = data.load(source, key)
-    estimate = model.importance_samples(dataset, k=k, seed=seed, proposal=proposal)
-    terms = model.elbo_samples(dataset, seed=seed)
-    columns = {
-        "log_likelihood": estimate["log_likelihood"],
-        "elbo": terms["elbo"],
-        "reconstruction": terms["reconstruction"],
-        "kl": terms["kl"],
-        "bits_per_dim": -estimate["log_likelihood"] / (model.n_features_in_ * np.log(2)),
-        "effective_sample_size": estimate["effective_sample_size"],
-    }
-    if model.has_exact_likelihood:
-        columns["exact_log_likelihood"] = model.exact_score_samples(dataset, seed=seed)
+    columns = model.row_scores(model.read_data(source, key), k=k, seed=seed, proposal=proposal)
     _write_array(np.column_stack(list(columns.values())), out, list(columns))
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("source")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The filled table, .csv or .parquet.")
+@click.option("--k", type=int, default=100, show_default=True, callback=_positive, help="Importance samples of z per row.")
+@click.option(
+    "--multiple", type=int, default=None, callback=_positive,
+    help="Write M draws of each hole instead of one best guess: M copies of the table, one after another, "
+    "numbered in a first column _imputation (1..M).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+def impute(model_dir, source, out, k, multiple, seed):
+    """Fill the holes of the table SOURCE by importance-weighted posterior prediction;
+    observed cells are written unchanged."""
+    model = load(model_dir)
+    if not isinstance(model, TabularVAE):
+        raise AevbError(f"{model_dir} was trained on a numeric array; impute needs a model trained on a table")
+    filled = model.impute(read_table(source), k=k, multiple=multiple, seed=seed)
+    if multiple is not None:
+        import pandas as pd
+
+        filled = pd.concat([t.assign(_imputation=m) for m, t in enumerate(filled, 1)], ignore_index=True)
+        filled = filled[["_imputation", *filled.columns[:-1]]]
+    write_table(filled, out)
 
 
 @cli.command()
@@ -252,7 +296,7 @@ def evaluate(model_dir, source, k, proposal, json_path, key, seed):
     """Held-out ELBO, its terms, and the K-sample log p(x) estimate, in nats and bits/dim
     (and the exact log p(x) of linear-Gaussian models)."""
     model = load(model_dir)
-    figures = model.evaluate(data.load(source, key), k=k, seed=seed, proposal=proposal)
+    figures = model.evaluate(model.read_data(source, key), k=k, seed=seed, proposal=proposal)
     click.echo(format_evaluation(figures))
     if json_path is not None:
         try:

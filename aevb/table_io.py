@@ -48,12 +48,18 @@ def is_table_file(source) -> bool:
         return True
     if suffix != ".csv" or not path.is_file():
         return False
+    import csv
+
     import pandas as pd
 
     try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            widths = {len(row) for row in csv.reader(handle) if row}
         frame = pd.read_csv(path)
     except Exception:
         return False  # the numeric reader reports what is wrong
+    if len(widths) != 1:
+        return False  # ragged: the numeric reader names the line
     if frame.empty:
         return False
     for name in frame.columns:
