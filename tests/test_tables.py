@@ -1,8 +1,8 @@
 """Tables: mixed column types, missing values, imputation, synthetic rows, per-row scores.
 
-The data come from a known model: one latent z ~ N(0, 1) drives two continuous
-columns, a three-way category, a yes/no column and an integer count, so every
-column carries information about the others. The seeds are fixed (conftest and
+The data come from a known model (aevb.table_examples.mixed_table): one latent
+z ~ N(0, 1) drives two continuous columns, a three-way category, a yes/no column
+and an integer count, so every column carries information about the others. The seeds are fixed (conftest and
 numpy's default_rng(0)); the margins below held with room on every seed tried.
 """
 
@@ -22,6 +22,7 @@ from aevb.model import LatentVariableModel
 from aevb.nets import mlp
 from aevb.objectives import elbo, iwae
 from aevb.priors import StandardNormalPrior
+from aevb.table_examples import imputation_errors, independent_log_likelihood, mixed_table, punch_holes
 from aevb.table_likelihood import TableEncoderInput, TableHead
 from aevb.table_schema import Column, TableSchema
 from cli_helpers import call
@@ -29,27 +30,7 @@ from cli_helpers import call
 MISSING = 0.2
 
 
-def known_table(n: int, seed: int) -> pd.DataFrame:
-    """Rows of the known mixed-type model (no holes)."""
-    rng = np.random.default_rng(seed)
-    z = rng.normal(size=n)
-    logits = np.stack([2.5 * z, np.zeros(n), -2.5 * z], axis=1)
-    probs = np.exp(logits - logits.max(1, keepdims=True))
-    probs /= probs.sum(1, keepdims=True)
-    colour = np.array(["red", "green", "blue"])[[rng.choice(3, p=p) for p in probs]]
-    return pd.DataFrame({
-        "height": 170 + 10 * z + 2 * rng.normal(size=n),
-        "weight": 70 - 8 * z + 3 * rng.normal(size=n),
-        "colour": colour,
-        "member": rng.random(n) < 1 / (1 + np.exp(-3 * z)),
-        "visits": rng.poisson(np.exp(2.5 + 0.5 * z)),
-    })
-
-
-def punch_holes(frame: pd.DataFrame, fraction: float, seed: int) -> pd.DataFrame:
-    """The same table with each cell removed completely at random with probability ``fraction``."""
-    holes = np.random.default_rng(seed).random(frame.shape) < fraction
-    return frame.mask(pd.DataFrame(holes, index=frame.index, columns=frame.columns))
+known_table = mixed_table
 
 
 @pytest.fixture(scope="module")
@@ -59,26 +40,6 @@ def fitted():
     model = TabularVAE(latent_dim=2, hidden=(64, 64), epochs=150, patience=15, batch_size=128,
                        learning_rate=3e-3, max_time=50).fit(train)
     return model, train
-
-
-def independent_log_likelihood(train: pd.DataFrame, test: pd.DataFrame, schema: TableSchema) -> np.ndarray:
-    """Per-row log-likelihood of the observed cells under independent per-column fits: a Gaussian
-    for continuous columns, a dequantized Gaussian for integer columns (the same bound as the VAE's),
-    observed frequencies (add-one) for categories and yes/no."""
-    total = np.zeros(len(test))
-    train_rows, test_rows = schema.encode(train), schema.encode(test)
-    for j, column in enumerate(schema.columns):
-        x, y = train_rows[:, j], test_rows[:, j]
-        x, seen = x[~np.isnan(x)], ~np.isnan(y)
-        if column.kind in ("continuous", "integer"):
-            offset, extra = (0.5, 1 / 12) if column.kind == "integer" else (0.0, 0.0)
-            mean, var = x.mean() + offset, x.var() + extra
-            value = -0.5 * np.log(2 * np.pi * var) - 0.5 * (y[seen] + offset - mean) ** 2 / var
-        else:
-            counts = np.bincount(x.astype(int), minlength=max(2, len(column.categories))) + 1.0
-            value = np.log(counts / counts.sum())[y[seen].astype(int)]
-        total[seen] += value
-    return total
 
 
 def test_schema_is_inferred_and_overridable():
@@ -182,17 +143,11 @@ def test_imputation_beats_column_mean_and_mode(fitted):
     for name in holey.columns:
         kept = observed[name].to_numpy()
         assert (filled[name][kept].astype(truth[name].dtype).to_numpy() == truth[name][kept].to_numpy()).all()
+    errors = imputation_errors(truth, holey, filled, model.schema_)
     for name in ("height", "weight"):
-        hole = ~observed[name].to_numpy()
-        rmse = np.sqrt(np.mean((filled[name][hole].astype(float) - truth[name][hole]) ** 2))
-        baseline = np.sqrt(np.mean((holey[name].astype(float).mean() - truth[name][hole]) ** 2))
-        assert rmse < 0.7 * baseline, (name, rmse, baseline)
+        assert errors[name] < 0.7 * errors[f"{name} baseline"], errors
     for name in ("colour", "member"):
-        hole = ~observed[name].to_numpy()
-        accuracy = np.mean(filled[name][hole].astype(str).to_numpy() == truth[name][hole].astype(str).to_numpy())
-        mode = holey[name].dropna().astype(str).mode()[0]
-        baseline = np.mean(truth[name][hole].astype(str).to_numpy() == mode)
-        assert accuracy > baseline + 0.15, (name, accuracy, baseline)
+        assert errors[name] > errors[f"{name} baseline"] + 0.15, errors
     draws = model.impute(holey.head(50), k=50, multiple=3, seed=1)
     assert len(draws) == 3 and not draws[0].isna().any().any()
     differs = ~draws[0]["height"].astype(float).eq(draws[1]["height"].astype(float))
