@@ -240,3 +240,39 @@ def test_score_time_mismatches_name_the_column(cli_model, capsys, change, fragme
     assert err.startswith("aevb: error: ") and len(err.splitlines()) == 1
     for fragment in fragments:
         assert fragment in err, err
+
+
+def test_mixture_column_density_integrates_to_one_in_the_users_units():
+    schema = TableSchema([Column("x", "continuous", "float64", shift=100.0, scale=20.0)])
+    head = TableHead(3, schema, components=3).double()
+    dist = head(torch.randn(2, 3, dtype=torch.float64))
+    grid = torch.linspace(-400, 600, 200001, dtype=torch.float64)
+    density = dist.parts[0].log_prob(grid.unsqueeze(-1)).exp()  # (G, 2)
+    mass = torch.trapezoid(density, grid, dim=0)
+    assert torch.allclose(mass, torch.ones(2, dtype=torch.float64), atol=1e-6), mass
+
+
+@pytest.mark.parametrize(
+    "text, table",
+    [
+        ("a,b\n1,2\n3,4\n", False),             # numbers only: the array path, as before
+        ("a,b\n1,2\n3,\n", True),               # a hole
+        ("a,b\n1,red\n3,blue\n", True),         # a column of words
+        ("a,b\n1,True\n3,False\n", True),       # yes/no
+        ("a,b\n1,7\n3,blue\n", False),          # numbers mixed with a word: the array path's error
+        ("a,b,c\n1,2,3\n3,\n", False),          # ragged: the array path's error
+    ],
+)
+def test_which_csv_takes_the_table_path(tmp_path, text, table):
+    from aevb.table_io import is_table_file
+
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    assert is_table_file(path) is table
+
+
+def test_linear_models_refuse_tables(cli_model, capsys):
+    folder, _ = cli_model
+    capsys.readouterr()
+    assert call(["fit", folder / "t.csv", "--out", folder / "p", "--model", "ppca"]) == 2
+    assert "tables are modelled by the vae" in capsys.readouterr().err
