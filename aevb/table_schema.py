@@ -29,7 +29,9 @@ FALSE_WORDS = {"false", "no", "f", "n"}
 @dataclass
 class Column:
     """One modelled column. ``shift``/``scale`` standardize continuous and integer columns
-    (for integer columns, of x + u); ``dtype`` is the clean pandas dtype that decoded values get."""
+    (for integer columns, of x + u); ``dtype`` is the clean pandas dtype that decoded values get.
+    ``categories`` are the labels of a categorical column, or a yes/no column's spelling of
+    (false, true) when it is written in words."""
 
     name: str
     kind: ColumnKind
@@ -171,6 +173,8 @@ class TableSchema:
                 index = np.clip(np.nan_to_num(values), 0, len(column.categories) - 1).astype(int)
                 labels = np.array(column.categories, dtype=object)[index]
                 series = pd.Series(labels, dtype=object)
+            elif column.kind == "boolean" and column.categories:
+                series = pd.Series(np.array(column.categories, dtype=object)[(np.nan_to_num(values) > 0.5).astype(int)])
             elif column.kind == "boolean":
                 series = pd.Series(np.nan_to_num(values) > 0.5)
             elif column.kind == "integer":
@@ -192,7 +196,7 @@ class TableSchema:
                 shown = ", ".join(map(str, c.categories[:6])) + (", ..." if len(c.categories) > 6 else "")
                 detail = f"{len(c.categories)} categories: {shown}"
             elif c.kind == "boolean":
-                detail = "yes/no"
+                detail = "yes/no" if not c.categories else f"{c.categories[1]}/{c.categories[0]}"
             else:
                 detail = f"mean {c.shift:.4g}, sd {c.scale:.4g}" + (", dequantized" if c.kind == "integer" else "")
             lines.append(f"{c.name:20} {c.kind:12} {detail}")
@@ -246,8 +250,15 @@ def _infer_column(name: str, series, kind: str | None, max_categories: int) -> C
     if kind == "boolean":
         if _boolean_values(series) is None:
             raise AevbError(f"column {name!r} cannot be boolean: it holds {observed.iloc[0]!r}")
-        dtype = "bool" if not _is_numeric(series) else "int64"
-        return Column(name, "boolean", dtype)
+        if pd.api.types.is_bool_dtype(series) or observed.map(lambda v: isinstance(v, (bool, np.bool_))).all():
+            return Column(name, "boolean", "bool")
+        if _is_numeric(series):
+            return Column(name, "boolean", "int64")
+        # Words (yes/no, true/false, ...): keep the table's own spelling for the output.
+        words = [str(v) for v in observed]
+        truth = _boolean_values(observed).astype(bool)
+        spelling = {t: next((w for w, u in zip(words, truth) if u == t), None) for t in (False, True)}
+        return Column(name, "boolean", "object", [spelling[False] or "False", spelling[True] or "True"])
     if kind == "categorical":
         labels = sorted({_label(v) for v in observed}, key=lambda v: (isinstance(v, str), v))
         numeric = all(not isinstance(v, str) for v in labels)

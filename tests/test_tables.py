@@ -276,3 +276,13 @@ def test_linear_models_refuse_tables(cli_model, capsys):
     capsys.readouterr()
     assert call(["fit", folder / "t.csv", "--out", folder / "p", "--model", "ppca"]) == 2
     assert "tables are modelled by the vae" in capsys.readouterr().err
+
+
+def test_yes_no_words_come_back_in_the_tables_spelling():
+    frame = pd.DataFrame({"x": np.arange(40.0) / 7, "answer": ["Yes", "No"] * 20})
+    frame.loc[[3, 8], "answer"] = None
+    model = TabularVAE(latent_dim=2, hidden=(8,), epochs=2).fit(frame)
+    assert model.schema_.columns[1].kind == "boolean"
+    assert set(model.sample(50, seed=0)["answer"]) <= {"Yes", "No"}
+    filled = model.impute(frame)
+    assert set(filled["answer"]) <= {"Yes", "No"} and (filled["answer"][frame["answer"].notna()] == frame["answer"].dropna()).all()
