@@ -286,3 +286,15 @@ def test_yes_no_words_come_back_in_the_tables_spelling():
     assert set(model.sample(50, seed=0)["answer"]) <= {"Yes", "No"}
     filled = model.impute(frame)
     assert set(filled["answer"]) <= {"Yes", "No"} and (filled["answer"][frame["answer"].notna()] == frame["answer"].dropna()).all()
+
+
+def test_a_table_run_resumes_to_the_weights_of_an_uninterrupted_run(cli_model, tmp_path):
+    folder, _ = cli_model
+    fit = ["fit", folder / "t.csv", "--ignore", "id", "--hidden", 8, "--latent-dim", 2, "--patience", 50, "--quiet"]
+    assert call([*fit, "--out", tmp_path / "straight", "--epochs", 4]) == 0
+    assert call([*fit, "--out", tmp_path / "resumed", "--epochs", 2]) == 0
+    assert call(["fit", folder / "t.csv", "--resume", tmp_path / "resumed", "--epochs", 4, "--quiet"]) == 0
+    straight, resumed = load(tmp_path / "straight"), load(tmp_path / "resumed")
+    assert resumed.schema_.ignored == ["id"]
+    for (name, a), (_, b) in zip(straight.model_.state_dict().items(), resumed.model_.state_dict().items()):
+        assert torch.equal(a, b), name
