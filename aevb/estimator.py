@@ -36,7 +36,8 @@ def as_rows(X, name: str = "X") -> np.ndarray:
     except (ValueError, TypeError) as error:
         raise AevbError(f"{name} is not a rectangular array of numbers ({error})") from None
     if array.dtype.kind not in "biuf":
-        raise AevbError(f"{name} holds {array.dtype} values; aevb needs real numbers")
+        hint = "; for a table of mixed column types use aevb.TabularVAE" if hasattr(X, "columns") else ""
+        raise AevbError(f"{name} holds {array.dtype} values; aevb needs real numbers{hint}")
     if array.ndim == 1:
         array = array.reshape(-1, 1)
     if array.ndim != 2:
