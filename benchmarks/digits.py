@@ -48,14 +48,10 @@ import torch
 torch.set_flush_denormal(True)  # as the aevb CLI does, before any torch op
 
 import argparse  # noqa: E402
-import math  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
-import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.distributions import Independent, Normal, kl_divergence  # noqa: E402
 
 from aevb import VAE  # noqa: E402
 from aevb import data as aevb_data  # noqa: E402
@@ -64,61 +60,19 @@ from aevb.model import build_vae  # noqa: E402
 from aevb.preprocess import Preprocessor  # noqa: E402
 from aevb.train import train  # noqa: E402
 
+from common import (  # noqa: E402
+    dequantized, diag_gaussian, fit_gmm, held_out_nats, run_plain, split_rows,
+)
+from common import bits_per_dim as _bits_per_dim  # noqa: E402
+
 N_FEATURES = 64
-LN2 = math.log(2)
 
 
 def bits_per_dim(nats_per_row: float) -> float:
-    return -nats_per_row / (N_FEATURES * LN2)
+    return _bits_per_dim(nats_per_row, N_FEATURES)
 
 
 # -- (a) throughput --------------------------------------------------------------
-
-
-class PlainVAE(nn.Module):
-    """The same-size MLP VAE, written out by hand."""
-
-    def __init__(self, n_features: int, hidden: tuple[int, ...], latent_dim: int):
-        super().__init__()
-
-        def mlp(widths):
-            layers = []
-            for a, b in zip(widths[:-1], widths[1:]):
-                layers += [nn.Linear(a, b), nn.SiLU()]
-            return layers
-
-        self.encoder = nn.Sequential(*mlp((n_features, *hidden)), nn.Linear(hidden[-1], 2 * latent_dim))
-        self.decoder = nn.Sequential(*mlp((latent_dim, *hidden[::-1])), nn.Linear(hidden[0], 2 * n_features))
-        self.latent_dim = latent_dim
-
-    def neg_mean_elbo(self, y: torch.Tensor) -> torch.Tensor:
-        loc, log_scale = self.encoder(y).chunk(2, dim=-1)
-        q = Independent(Normal(loc, log_scale.exp()), 1)
-        z = q.rsample()
-        p_z = Independent(Normal(torch.zeros_like(loc), torch.ones_like(loc)), 1)
-        x_loc, x_log_scale = self.decoder(z).chunk(2, dim=-1)
-        p_x = Independent(Normal(x_loc, x_log_scale.exp()), 1)
-        return -(p_x.log_prob(y) - kl_divergence(q, p_z)).mean()
-
-
-def run_plain(train_x, pre: Preprocessor, config: VAEConfig, epochs: int, seed: int) -> float:
-    """Seconds for ``epochs`` epochs of the hand-written loop."""
-    torch.manual_seed(seed)
-    model = PlainVAE(train_x.shape[1], config.hidden, config.latent_dim)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    shift = torch.as_tensor(pre.shift, dtype=train_x.dtype)
-    scale = torch.as_tensor(pre.scale, dtype=train_x.dtype)
-    started = time.perf_counter()
-    for _ in range(epochs):
-        order = torch.randperm(len(train_x))
-        for start in range(0, len(train_x), config.batch_size):
-            x = train_x[order[start : start + config.batch_size]]
-            y = (x + torch.rand_like(x) - shift) / scale
-            loss = model.neg_mean_elbo(y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    return time.perf_counter() - started
 
 
 def run_aevb(train_x, val_x, pre: Preprocessor, epochs: int, seed: int) -> float:
@@ -135,10 +89,9 @@ def throughput(train_values: np.ndarray, epochs: int, repeats: int, seed: int) -
     config = VAEConfig(seed=seed)
     pre = Preprocessor.fit(train_values, config.likelihood)
     # The split VAE.fit makes: the same rows for both loops.
-    order = np.random.default_rng(seed).permutation(len(train_values))
-    n_val = max(1, round(config.validation_fraction * len(train_values)))
-    val_x = torch.as_tensor(train_values[order[:n_val]], dtype=torch.float32)
-    train_x = torch.as_tensor(train_values[order[n_val:]], dtype=torch.float32)
+    val_values, fit_values = split_rows(train_values, config.validation_fraction, seed)
+    val_x = torch.as_tensor(val_values, dtype=torch.float32)
+    train_x = torch.as_tensor(fit_values, dtype=torch.float32)
     rows = len(train_x) * epochs
 
     run_aevb(train_x, val_x, pre, 2, seed)  # warm-up
@@ -167,39 +120,6 @@ def throughput(train_values: np.ndarray, epochs: int, repeats: int, seed: int) -
 # -- (b) held-out quality ----------------------------------------------------------
 
 
-def dequantized(pre: Preprocessor, values: np.ndarray, generator: torch.Generator) -> np.ndarray:
-    """One draw of y = (x + u - shift) / scale, through aevb's own preprocessing."""
-    return pre.to_model(torch.as_tensor(values, dtype=torch.float64), generator).numpy()
-
-
-def held_out_nats(log_density, pre: Preprocessor, test: np.ndarray, draws: int, seed: int) -> float:
-    """Mean over test rows of E_u[log p(x + u)] in the user's units (the dequantization bound)."""
-    generator = torch.Generator().manual_seed(seed)
-    per_row = np.mean([log_density(dequantized(pre, test, generator)) for _ in range(draws)], axis=0)
-    return float(per_row.mean() + pre.log_abs_det_jacobian())
-
-
-def diag_gaussian(y: np.ndarray):
-    mean, var = y.mean(axis=0), y.var(axis=0)
-    return lambda t: -0.5 * (((t - mean) ** 2 / var) + np.log(2 * np.pi * var)).sum(axis=1)
-
-
-def fit_gmm(y: np.ndarray, covariance: str, components: list[int], seed: int):
-    from sklearn.mixture import GaussianMixture
-
-    order = np.random.default_rng(seed).permutation(len(y))
-    n_val = round(0.2 * len(y))
-    val, fit_rows = y[order[:n_val]], y[order[n_val:]]
-    scores = {}
-    for n in components:
-        if n > len(fit_rows):
-            continue
-        gmm = GaussianMixture(n, covariance_type=covariance, random_state=seed).fit(fit_rows)
-        scores[n] = gmm.score(val)
-    best = max(scores, key=scores.get)
-    return GaussianMixture(best, covariance_type=covariance, random_state=seed).fit(y), best
-
-
 def quality(train_values, test_values, args) -> None:
     vae = VAE(seed=args.seed, max_time=args.max_time)
     started = time.perf_counter()
@@ -215,9 +135,7 @@ def quality(train_values, test_values, args) -> None:
     rows.append(("diagonal Gaussian", time.perf_counter() - started, density))
     for covariance in ("diag", "full"):
         started = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            gmm, n = fit_gmm(y_train, covariance, args.components, args.seed)
+        gmm, n = fit_gmm(y_train, covariance, args.components, args.seed)
         rows.append((f"GMM {covariance}, {n} comp.", time.perf_counter() - started, gmm.score_samples))
 
     table = [
