@@ -41,6 +41,16 @@ def summary(rates: list[float]) -> str:
     return f"best {max(rates):9.0f}  median {statistics.median(rates):9.0f}"
 
 
+def with_threads(threads: int, fn, *args, **kwargs):
+    """fn(*args, **kwargs) on ``threads`` torch intra-op threads; the caller's count comes back after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        torch.set_num_threads(before)
+
+
 # -- the hand-written baseline -------------------------------------------------------
 
 

@@ -28,8 +28,9 @@ rule may end it sooner) and is scored on the test rows:
   validation); the search over a grid starts no new value after the budget;
 - a Pyro VAE (SVI, Trace_ELBO, pyro.optim.Adam) and a pythae VAE (its
   TrainingPipeline), each with aevb's encoder/decoder sizes, SiLU, batch size
-  and learning rate, when the package is installed; one that is not is
-  reported as such.
+  and learning rate, on as many threads as aevb's loop takes for that network
+  (``aevb.train.loop_threads``: one, for these sizes), when the package is
+  installed; one that is not is reported as such.
 
 Every VAE, aevb's or not, is scored by the same evaluator: the peer's trained
 encoder and decoder nets are wrapped in an aevb ``LatentVariableModel`` and
@@ -61,13 +62,15 @@ from torch import nn  # noqa: E402
 from aevb import VAE, datasets  # noqa: E402
 from aevb.distributions import bounded_scale, diagonal_normal  # noqa: E402
 from aevb.estimator import LatentModelEstimator  # noqa: E402
-from aevb.model import LatentVariableModel  # noqa: E402
+from aevb.config import VAEConfig  # noqa: E402
+from aevb.model import LatentVariableModel, build_vae  # noqa: E402
 from aevb.nets import mlp  # noqa: E402
 from aevb.preprocess import Preprocessor  # noqa: E402
 from aevb.priors import StandardNormalPrior  # noqa: E402
+from aevb.train import loop_threads  # noqa: E402
 
 from common import (  # noqa: E402
-    bits_per_dim, choose_on_validation, dequantized, held_out_nats, split_rows,
+    bits_per_dim, choose_on_validation, dequantized, held_out_nats, split_rows, with_threads,
 )
 
 K = 1000
@@ -363,6 +366,12 @@ def pythae_vae(task: Task, args) -> Result:
                   rows / seconds, f"{len(epochs)} epochs, mse decoder, sigma refit per feature")
 
 
+def peer_threads(task: Task, args) -> int:
+    """The threads aevb's loop takes for the same network, given to the peers too (a fair CPU budget)."""
+    vae = build_vae(VAEConfig(latent_dim=args.latent_dim), task.n_features, "gaussian")
+    return loop_threads(vae, 128, torch.get_num_threads())
+
+
 # -- the table ---------------------------------------------------------------------------
 
 
@@ -406,8 +415,8 @@ def main() -> None:
         contenders = [
             ("aevb VAE", lambda: aevb_vae(task, args)),
             ("aevb VAE, prior=mog", lambda: aevb_vae(task, args, prior="mog")),
-            ("Pyro VAE", lambda: pyro_vae(task, args)),
-            ("pythae VAE", lambda: pythae_vae(task, args)),
+            ("Pyro VAE", lambda: with_threads(peer_threads(task, args), pyro_vae, task, args)),
+            ("pythae VAE", lambda: with_threads(peer_threads(task, args), pythae_vae, task, args)),
         ]
         labels = ["GaussianMixture full", "GaussianMixture diag", "KernelDensity", "PCA.score", "FactorAnalysis"]
         contenders += [(f"sklearn {label}", c) for label, c in zip(labels, sklearn_contenders(task, args))]
