@@ -80,11 +80,15 @@ class PlainVAE(nn.Module):
         return -(p_x.log_prob(y) - kl_divergence(q, p_z)).mean()
 
 
-def run_plain(train_x, pre: Preprocessor, config: VAEConfig, epochs: int, seed: int, fused: bool = False) -> float:
+def run_plain(
+    train_x, pre: Preprocessor, config: VAEConfig, epochs: int, seed: int, fused: bool = False, compile: bool = False
+) -> float:
     """Seconds for ``epochs`` epochs of the hand-written loop: the same network, batch size,
-    learning rate and per-batch dequantization as aevb, plain Adam (``fused`` on request)."""
+    learning rate and per-batch dequantization as aevb, plain Adam (``fused`` on request;
+    ``compile`` runs the loss through torch.compile, compiling in the first steps)."""
     torch.manual_seed(seed)
     model = PlainVAE(train_x.shape[1], config.hidden, config.latent_dim)
+    loss_of = torch.compile(model.neg_mean_elbo) if compile else model.neg_mean_elbo
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, fused=fused or None)
     shift = torch.as_tensor(pre.shift, dtype=train_x.dtype)
     scale = torch.as_tensor(pre.scale, dtype=train_x.dtype)
@@ -95,7 +99,7 @@ def run_plain(train_x, pre: Preprocessor, config: VAEConfig, epochs: int, seed: 
         for start in range(0, len(train_x), config.batch_size):
             x = train_x[order[start : start + config.batch_size]]
             y = ((x + torch.rand_like(x) if noise else x) - shift) / scale
-            loss = model.neg_mean_elbo(y)
+            loss = loss_of(y)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
