@@ -21,7 +21,8 @@ Two datasets:
 Every contender gets ``--budget`` seconds of wall-clock training (a stopping
 rule may end it sooner) and is scored on the test rows:
 
-- aevb's VAE (default options, and the mog-prior variant);
+- aevb's VAE (default options, and the mog-prior variant), like the peers run
+  for the whole budget (no early stopping) keeping the best-validation weights;
 - scikit-learn's GaussianMixture (full and diagonal covariance, number of
   components chosen on a validation split), KernelDensity (bandwidth chosen on
   validation), PCA.score and FactorAnalysis (number of components chosen on
@@ -162,7 +163,8 @@ def load_task(name: str, seed: int) -> Task:
 
 
 def aevb_vae(task: Task, args, **options) -> Result:
-    model = VAE(seed=args.seed, max_time=args.budget, **options)
+    # Like the peers, train for the whole budget and keep the best-validation weights.
+    model = VAE(seed=args.seed, max_time=args.budget, patience=10**9, **options)
     started = time.perf_counter()
     model.fit(task.train, progress=False)
     seconds = time.perf_counter() - started
@@ -290,11 +292,10 @@ def pyro_vae(task: Task, args) -> Result:
 
 
 def pythae_vae(task: Task, args) -> Result:
+    import contextlib
     import logging
     import os
     import tempfile
-
-    os.environ["TQDM_DISABLE"] = "1"  # pythae's per-batch progress bars
 
     from pythae.models import VAE as PythaeVAE, VAEConfig as PythaeConfig
     from pythae.models.base.base_utils import ModelOutput
@@ -304,7 +305,9 @@ def pythae_vae(task: Task, args) -> Result:
     from pythae.trainers.training_callbacks import TrainingCallback
     import pythae
 
-    logging.getLogger("pythae").setLevel(logging.WARNING)
+    for name in list(logging.root.manager.loggerDict):  # pythae sets INFO on each of its loggers
+        if name.startswith("pythae"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     pre = Preprocessor.fit(task.train, "gaussian")
     generator = torch.Generator().manual_seed(args.seed)
     val_values, fit_values = split_rows(task.train, 0.1, args.seed)
@@ -347,7 +350,8 @@ def pythae_vae(task: Task, args) -> Result:
         pipeline = TrainingPipeline(training_config=config, model=model)
         started = time.perf_counter()
         try:
-            pipeline(train_data=fit_y, eval_data=val_y, callbacks=[StopAtBudget()])
+            with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):  # its progress bars
+                pipeline(train_data=fit_y, eval_data=val_y, callbacks=[StopAtBudget()])
         except Budget:
             pass
     seconds = time.perf_counter() - started
