@@ -372,6 +372,8 @@ def pythae_vae(task: Task, args) -> Result:
 
 def peer_threads(task: Task, args) -> int:
     """The threads aevb's loop takes for the same network, given to the peers too (a fair CPU budget)."""
+    if args.peer_threads == "default":
+        return torch.get_num_threads()
     vae = build_vae(VAEConfig(latent_dim=args.latent_dim), task.n_features, "gaussian")
     return loop_threads(vae, 128, torch.get_num_threads())
 
@@ -410,9 +412,12 @@ def main() -> None:
     parser.add_argument("--only", default="", help="run only contenders whose name contains one of these (comma-separated)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latent-dim", type=int, default=16, help="latent size of the peer VAEs (aevb's default)")
+    parser.add_argument("--peer-threads", choices=["aevb", "default"], default="aevb",
+                        help="threads of the Pyro and pythae loops: as many as aevb's (default) or torch's default")
     parser.add_argument("--noise-draws", type=int, default=5, help="dequantization draws per test row (sklearn)")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, flush_denormal on, seed {args.seed}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, flush_denormal on, seed {args.seed}, "
+          f"peer VAEs on {args.peer_threads} threads")
     wanted = [w for w in args.only.split(",") if w]
     for name in args.datasets.split(","):
         task = load_task(name, args.seed)
