@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,9 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
 FORMAT = "aevb-checkpoint"
 FORMAT_VERSION = 1
 # Options that may differ on --resume: they steer the rest of the run, not what was built.
-MAY_CHANGE_ON_RESUME = ("epochs", "patience", "max_time", "checkpoint_every", "learning_rate", "grad_clip")
+MAY_CHANGE_ON_RESUME = (
+    "epochs", "patience", "max_time", "checkpoint_every", "learning_rate", "grad_clip", "device", "precision",
+)
 
 
 @dataclass
@@ -59,7 +62,7 @@ def prepare_folder(folder: Path) -> None:
     be written fails now rather than after training."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".aevb-write-check"
+        probe = folder / f".aevb-write-check-{os.getpid()}"
         probe.write_bytes(b"\0" * 4096)
         probe.unlink()
     except OSError as error:
@@ -100,9 +103,12 @@ def _unflatten_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, plain:
 class Checkpoints:
     """Writes and reads the checkpoint of one run folder for one configuration and dataset."""
 
-    def __init__(self, folder: str | Path, config: VAEConfig, data_fingerprint: str, resume: bool = False):
+    def __init__(
+        self, folder: str | Path, config: VAEConfig, data_fingerprint: str, resume: bool = False, writer: bool = True
+    ):
         """With ``resume``, read the checkpoint now and check that it belongs to this
-        configuration and data, so that any mismatch shows before training."""
+        configuration and data, so that any mismatch shows before training. Only a
+        ``writer`` (rank 0 of a torchrun job) prepares the folder and saves."""
         folder = Path(folder)
         self.path = folder / CHECKPOINT_FILE
         self.config = config
@@ -115,8 +121,9 @@ class Checkpoints:
                     f"the data differs from the data the run in {folder} was trained on; "
                     "resume with the same data, or start a new run"
                 )
-        prepare_folder(folder)
-        remove_stale_temporaries(self.path)
+        if writer:
+            prepare_folder(folder)
+            remove_stale_temporaries(self.path)
         self.last_saved = time.monotonic()
 
     def due(self) -> bool:
@@ -140,7 +147,7 @@ class Checkpoints:
             "order": state.order,
             "sums": state.sums,
         }
-        tensors = {name: t.detach().contiguous().clone() for name, t in tensors.items()}
+        tensors = {name: t.detach().cpu().contiguous().clone() for name, t in tensors.items()}
         progress = {
             name: getattr(state, name)
             for name in ("epoch", "position", "step", "seconds", "best_elbo", "best_epoch", "history")

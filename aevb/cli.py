@@ -20,7 +20,7 @@ import click
 import numpy as np
 import torch
 
-from . import checkpoint, data
+from . import checkpoint, data, distributed
 from .config import LinearConfig, TableConfig, VAEConfig
 from .errors import AevbError, TrainingInterrupted, TrainingStopped
 from .estimator import VAE
@@ -168,19 +168,23 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
             click.echo(printable(model.infer_schema(dataset).summary()))
     else:
         dataset = data.load(source, key)
-    checkpoint.prepare_folder(out)  # before any training: a folder that cannot be written fails now
+    if not distributed.launched():
+        checkpoint.prepare_folder(out)  # before any training: a folder that cannot be written fails now
     started = time.perf_counter()
     if isinstance(model, VAE):
         try:
             model.fit(dataset, progress=False if quiet else None, run_dir=out, resume=resume is not None)
         except TrainingStopped as stopped:
-            model.save(out)
+            if distributed.current().is_main:
+                model.save(out)
             if isinstance(stopped, TrainingInterrupted):
                 hint = f"; saved the best model so far; continue with: aevb fit {source} --resume {out}"
                 raise TrainingInterrupted(f"{stopped}{hint}", stopped.result, stopped.exit_code - 128) from None
             raise
     else:
         model.fit(dataset)
+    if not distributed.current().is_main:
+        return
     model.save(out)
     shape = dataset.shape if table else dataset.values.shape
     if not quiet and not isinstance(model, VAE):
@@ -365,6 +369,8 @@ def main(argv: list[str] | None = None) -> None:
     except AevbError as error:
         click.echo(printable(f"aevb: error: {error}"), err=True)
         sys.exit(getattr(error, "exit_code", EXIT_USAGE))
+    finally:
+        distributed.leave()
     sys.exit(code or 0)
 
 

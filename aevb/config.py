@@ -46,6 +46,10 @@ Posterior = Literal["diagonal", "full", "iaf"]
 Prior = Literal["standard", "mog", "vamp"]
 # What training maximizes: the ELBO, or the importance-weighted bound on k draws.
 Objective = Literal["elbo", "iwae"]
+# Where training computes: a GPU when torch sees one (auto), the CPU, or a GPU (cuda).
+Device = Literal["auto", "cpu", "cuda"]
+# float32 throughout, or bf16 autocast of the networks on a GPU.
+Precision = Literal["float32", "bf16"]
 
 
 @dataclass
@@ -137,6 +141,14 @@ class VAEConfig(Options):
         },
     )
     seed: int = field(default=0, metadata={"help": "Seed: the same seed and data give the same model."})
+    device: Device = field(
+        default="auto",
+        metadata={"help": "Where training computes: auto (a GPU when present), cpu, or cuda. "
+                  "Under torchrun each rank takes the GPU of its LOCAL_RANK."},
+    )
+    precision: Precision = field(
+        default="float32", metadata={"help": "float32, or bf16 autocast of the networks (GPUs only)."}
+    )
 
     def __post_init__(self) -> None:
         self.hidden = tuple(self.hidden)
@@ -171,6 +183,7 @@ class VAEConfig(Options):
         choices = [
             ("likelihood", Likelihood), ("decoder_scale", DecoderScale), ("decoder", Decoder),
             ("posterior", Posterior), ("prior", Prior), ("objective", Objective),
+            ("device", Device), ("precision", Precision),
         ]
         for name, kind in choices:
             if getattr(self, name) not in get_args(kind):

@@ -10,6 +10,7 @@ import torch
 
 from typing import Literal
 
+from . import devices, distributed
 from .checkpoint import Checkpoints, fingerprint
 from .config import VAEConfig
 from .data import Dataset, validated
@@ -364,15 +365,19 @@ class VAE(LatentModelEstimator):
         order = np.random.default_rng(config.seed).permutation(len(values))
         n_val = min(len(values) - 1, max(1, round(config.validation_fraction * len(values))))
         val_rows, train_rows = order[:n_val], order[n_val:]
+        device = devices.resolve(config.device)
+        devices.check_precision(config.precision, device)
+        group = distributed.join(device)
         checkpoints = None
         if run_dir is not None:
-            checkpoints = Checkpoints(run_dir, config, fingerprint(values), resume)
+            checkpoints = Checkpoints(run_dir, config, fingerprint(values), resume, writer=group.is_main)
             metrics_path = metrics_path or Path(run_dir) / "metrics.csv"
         elif resume:
             raise AevbError("resume=True needs the run_dir of the run to continue")
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
             torch.manual_seed(config.seed)
             self._build(values.shape[1], pre, image_shape)
+            self.model_.to(device)
             try:
                 result: TrainingResult = train(
                     self.model_,
@@ -380,13 +385,16 @@ class VAE(LatentModelEstimator):
                     torch.as_tensor(values[train_rows], dtype=self.dtype),
                     torch.as_tensor(values[val_rows], dtype=self.dtype),
                     config,
-                    metrics_path=Path(metrics_path) if metrics_path else None,
+                    metrics_path=Path(metrics_path) if metrics_path and group.is_main else None,
                     progress=progress,
                     checkpoints=checkpoints,
+                    group=group,
                 )
             except TrainingStopped as stopped:
+                self.model_.cpu()
                 self._set_result(stopped.result)
                 raise
+        self.model_.cpu()
         self._set_result(result)
         return self
 

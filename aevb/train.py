@@ -21,6 +21,8 @@ from tqdm.auto import tqdm
 
 from .checkpoint import Checkpoints, TrainingState
 from .config import VAEConfig
+from .devices import autocast
+from .distributed import SINGLE, Group, block_of_global_draws
 from .errors import TrainingDiverged, TrainingInterrupted
 from .model import LatentVariableModel
 from .objectives import elbo, kl_weight, training_objective
@@ -75,7 +77,8 @@ def mean_elbo_terms(
     sums = {"elbo": 0.0, "reconstruction": 0.0, "kl": 0.0}
     log_det = pre.log_abs_det_jacobian()
     for start in range(0, len(x), batch_size):
-        terms = elbo(model, pre.to_model(x[start : start + batch_size], generator))
+        device = next(model.parameters()).device
+        terms = elbo(model, pre.to_model(x[start : start + batch_size], generator).to(device))
         sums["elbo"] += float(terms.elbo.sum()) + log_det * len(terms.elbo)
         sums["reconstruction"] += float(terms.reconstruction.sum()) + log_det * len(terms.elbo)
         sums["kl"] += float(terms.kl.sum())
@@ -101,17 +104,63 @@ def _gradient_step(
     weight: float,
 ):
     """One Adam step on the training objective of ``batch`` (KL weighted by ``weight``);
-    returns the ELBO terms, or the name of what became non-finite (then the weights
-    are left untouched)."""
+    returns the (elbo, reconstruction, kl) sums of the batch (float64), or the name of
+    what became non-finite (then the weights are left untouched)."""
     try:
-        objective, terms = training_objective(model, batch, config, weight)
+        with autocast(batch.device, config.precision):
+            objective, terms = training_objective(model, batch, config, weight)
     except ValueError:  # torch.distributions rejects NaN parameters
         return "network output"
-    loss = -objective.mean()
+    loss = -objective.float().mean()
     if not torch.isfinite(loss):
         return "loss"
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    return _apply_gradient(model, optimizer, config) or _term_sums(terms)
+
+
+def _shard_step(
+    model: LatentVariableModel,
+    optimizer: torch.optim.Optimizer,
+    batch: torch.Tensor,
+    config: VAEConfig,
+    weight: float,
+    group: Group,
+):
+    """:func:`_gradient_step` of a global batch (B, D) of which this rank computes its block:
+    gradients of sum / B summed over the ranks, with the batch's ELBO sums."""
+    offset, block = group.block(batch)
+    optimizer.zero_grad(set_to_none=True)
+    sums = torch.zeros(4, dtype=torch.float64, device=batch.device)  # elbo, reconstruction, kl, loss
+    try:
+        with block_of_global_draws(offset, len(block), len(batch)), autocast(batch.device, config.precision):
+            objective, terms = training_objective(model, block, config, weight)
+        loss = -objective.float().sum() / len(batch)
+        loss.backward()
+        sums[:3], sums[3] = _term_sums(terms), loss.detach().double()
+    except ValueError:  # torch.distributions rejects NaN parameters; the other ranks must still hear
+        sums[3] = math.nan
+    params = list(model.parameters())
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    flat = torch.cat([sums, *(p.grad.reshape(-1).double() for p in params)])
+    group.all_reduce(flat)
+    if not torch.isfinite(flat[3]):
+        return "loss"
+    start = 4
+    for p in params:
+        p.grad.copy_(flat[start : start + p.numel()].view_as(p))
+        start += p.numel()
+    return _apply_gradient(model, optimizer, config) or flat[:3].cpu()
+
+
+def _term_sums(terms) -> torch.Tensor:
+    return torch.stack([terms.elbo.sum(), terms.reconstruction.sum(), terms.kl.sum()]).detach().double().cpu()
+
+
+def _apply_gradient(model: LatentVariableModel, optimizer: torch.optim.Optimizer, config: VAEConfig) -> str | None:
+    """Clip and take the Adam step; the name of what became non-finite instead, if anything did."""
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     norm = torch.nn.utils.get_total_norm(grads)
     if not torch.isfinite(norm):
@@ -119,7 +168,7 @@ def _gradient_step(
     if config.grad_clip is not None:
         torch.nn.utils.clip_grads_with_norm_(model.parameters(), config.grad_clip, norm)
     optimizer.step()
-    return terms
+    return None
 
 
 def _metrics_row(state: TrainingState, val: dict[str, float], n_train: int, log_det: float) -> dict:
@@ -158,6 +207,7 @@ def train(
     metrics_path: Path | None = None,
     progress: bool | None = None,
     checkpoints: Checkpoints | None = None,
+    group: Group = SINGLE,
 ) -> TrainingResult:
     """Fit ``model`` to raw rows ``train_x`` by minibatch Adam; keep the weights of the best
     validation ELBO and load them back at the end.
@@ -173,14 +223,22 @@ def train(
     raises :class:`TrainingDiverged` without touching the checkpoint. Either
     way the model holds the best weights so far and the exception's
     ``result`` describes them.
+
+    The model may live on any device; the rows stay where they are and each batch
+    moves to the model. In a torchrun job (``group``), every rank runs this loop
+    over the same order and computes its block of each batch (see
+    :mod:`aevb.distributed`); only rank 0 writes checkpoints (and should be the
+    only one given a ``metrics_path``).
     """
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = make_optimizer(model, config)
+    group.broadcast_module(model)
     state = TrainingState(best_state=copy.deepcopy(model.state_dict()))
     if checkpoints is not None and checkpoints.resumed is not None:
         state = checkpoints.restore(model, optimizer, generator)
     log_det = pre.log_abs_det_jacobian()
-    show = sys.stderr.isatty() if progress is None else progress
+    device = next(model.parameters()).device
+    show = group.is_main and (sys.stderr.isatty() if progress is None else progress)
     started = time.perf_counter() - state.seconds
 
     def finish(stopped_because: str) -> TrainingResult:
@@ -208,7 +266,8 @@ def train(
 
     def save_checkpoint() -> None:
         state.seconds = time.perf_counter() - started
-        checkpoints.save(state, model, optimizer, generator)
+        if group.is_main:
+            checkpoints.save(state, model, optimizer, generator)
 
     metrics_file, writer = _open_metrics(metrics_path, state.history)
     threads = torch.get_num_threads()
@@ -226,11 +285,15 @@ def train(
                 model.train()
                 while state.position < len(train_x):
                     rows = state.order[state.position : state.position + config.batch_size]
-                    batch = pre.to_model(train_x[rows], generator)
-                    terms = _gradient_step(model, optimizer, batch, config, kl_weight(config, state.epoch + 1))
-                    if isinstance(terms, str):
-                        diverged(terms)
-                    state.sums += torch.stack([terms.elbo.sum(), terms.reconstruction.sum(), terms.kl.sum()]).detach().double()
+                    batch = pre.to_model(train_x[rows], generator).to(device, non_blocking=True)
+                    weight = kl_weight(config, state.epoch + 1)
+                    if group.active:
+                        sums = _shard_step(model, optimizer, batch, config, weight, group)
+                    else:
+                        sums = _gradient_step(model, optimizer, batch, config, weight)
+                    if isinstance(sums, str):
+                        diverged(sums)
+                    state.sums += sums
                     state.position += len(rows)
                     state.step += 1
                     if caught.signum is not None:

@@ -1,0 +1,143 @@
+"""Data-parallel training across the processes that ``torchrun`` starts.
+
+Every rank holds the whole model and the same random generators. Each step,
+every rank cuts the same global batch of ``batch_size`` rows out of the
+epoch's shuffled order, keeps its own contiguous block of it, and draws its
+random numbers (dequantization noise, the z of q(z|x)) for the *whole* global
+batch before keeping its block: so the ranks stay in step, and together
+compute exactly the step that one process takes on the global batch. The
+gradients of sum-over-rows / global-batch-size are summed across ranks (the
+all-reduce of DistributedDataParallel, done on one flat buffer that also
+carries the epoch's running ELBO sums), so weights and Adam's state are the
+same on every rank and equal, to float rounding, those of one process.
+
+Outside torchrun (no ``WORLD_SIZE`` > 1 in the environment) the group is a
+group of one and nothing here touches torch.distributed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch.distributions import multivariate_normal, normal
+from torch.distributions.utils import _standard_normal
+
+from .errors import AevbError
+
+# A collective that waits longer than this on a rank that stopped answering fails
+# instead of hanging; torchrun normally ends the job much sooner, when it sees a rank exit.
+TIMEOUT_SECONDS = 120
+
+
+class RankFailed(AevbError):
+    """Another process of the job stopped (or a collective timed out)."""
+
+
+@dataclass(frozen=True)
+class Group:
+    """This process's place in the job: rank ``rank`` of ``world_size``."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 alone writes checkpoints, metrics and the model."""
+        return self.rank == 0
+
+    def block(self, rows: torch.Tensor) -> tuple[int, torch.Tensor]:
+        """This rank's contiguous block of a global batch ``rows``, with its offset in it."""
+        bounds = [len(rows) * r // self.world_size for r in range(self.world_size + 1)]
+        start, stop = bounds[self.rank], bounds[self.rank + 1]
+        return start, rows[start:stop]
+
+    def all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum ``tensor`` over the ranks, in place; a dead peer becomes a :class:`RankFailed`."""
+        if not self.active:
+            return tensor
+        try:
+            dist.all_reduce(tensor)
+        except (RuntimeError, dist.DistError) as error:
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise RankFailed(
+                f"rank {self.rank} of {self.world_size} lost contact with another rank of the job "
+                f"(it died or timed out after {TIMEOUT_SECONDS}s: {first}); "
+                "resume from the last checkpoint with --resume at the same world size"
+            ) from None
+        return tensor
+
+    def broadcast_module(self, module: torch.nn.Module) -> None:
+        """Give every rank rank 0's parameters and buffers."""
+        if self.active:
+            for tensor in [*module.parameters(), *module.buffers()]:
+                dist.broadcast(tensor.data, 0)
+
+
+SINGLE = Group()
+
+
+def launched() -> bool:
+    """Was this process started by torchrun as one of several?"""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def join(device: torch.device) -> Group:
+    """This process's group: the torchrun job it belongs to (gloo on CPU, NCCL on GPUs),
+    or a group of one."""
+    if not launched():
+        return SINGLE
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        try:
+            dist.init_process_group(backend, timeout=datetime.timedelta(seconds=TIMEOUT_SECONDS))
+        except (RuntimeError, ValueError, dist.DistError) as error:
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise AevbError(f"cannot join the torchrun job ({first})") from None
+    return Group(dist.get_rank(), dist.get_world_size())
+
+
+def current() -> Group:
+    """The group this process has joined, or a group of one."""
+    if not dist.is_initialized():
+        return SINGLE
+    return Group(dist.get_rank(), dist.get_world_size())
+
+
+def leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def block_of_global_draws(offset: int, rows: int, total: int):
+    """Within the block, every standard-normal draw with ``rows`` rows (second-to-last
+    dimension, as q(z|x).rsample gives) is cut from a draw with ``total`` rows, at
+    ``offset``: the numbers one process would have drawn for these rows of the global batch."""
+    if rows == total:
+        yield
+        return
+
+    def draw(shape, dtype, device):
+        shape = tuple(shape)
+        if len(shape) < 2 or shape[-2] != rows:
+            return _standard_normal(shape, dtype=dtype, device=device)
+        full = _standard_normal((*shape[:-2], total, shape[-1]), dtype=dtype, device=device)
+        return full[..., offset : offset + rows, :]
+
+    modules = (normal, multivariate_normal)
+    try:
+        for module in modules:
+            module._standard_normal = draw
+        yield
+    finally:
+        for module in modules:
+            module._standard_normal = _standard_normal
