@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +61,7 @@ def prepare_folder(folder: Path) -> None:
     be written fails now rather than after training."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".aevb-write-check-{os.getpid()}"
+        probe = folder / ".aevb-write-check"
         probe.write_bytes(b"\0" * 4096)
         probe.unlink()
     except OSError as error:
