@@ -20,7 +20,7 @@ import click
 import numpy as np
 import torch
 
-from . import checkpoint, data, distributed
+from . import checkpoint, data, distributed, streaming
 from .config import LinearConfig, TableConfig, VAEConfig
 from .errors import AevbError, TrainingInterrupted, TrainingStopped
 from .estimator import VAE
@@ -256,10 +256,17 @@ PROPOSAL_OPTION = click.option(
 @click.option("--key", default=None, help="Array to use from a .npz file with several.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def score(model_dir, source, out, k, proposal, key, seed):
-    """Per-row log p(x) estimate (nats), ELBO and its terms, for anomaly scores."""
+    """Per-row log p(x) estimate (nats), ELBO and its terms, for anomaly scores.
+
+    A .npy SOURCE is read memory-mapped and scored in chunks, each written as it
+    is done: any number of rows in bounded memory."""
     model = load(model_dir)
-    columns = model.row_scores(model.read_data(source, key), k=k, seed=seed, proposal=proposal)
-    _write_array(np.column_stack(list(columns.values())), out, list(columns))
+    if isinstance(model, TabularVAE) or Path(source).suffix.lower() != ".npy" or not Path(source).is_file():
+        columns = model.row_scores(model.read_data(source, key), k=k, seed=seed, proposal=proposal)
+        _write_array(np.column_stack(list(columns.values())), out, list(columns))
+        return
+    rows = streaming.open_rows(Path(source))
+    streaming.write_scores(streaming.scored_chunks(model, rows, source, k, seed, proposal), out, len(rows))
 
 
 @cli.command()
