@@ -364,6 +364,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_flush_denormal(True)
     try:
         code = cli.main(args=argv, prog_name="aevb", standalone_mode=False)
+        distributed.leave(together=True)
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("aevb: interrupted", err=True)
         sys.exit(130)

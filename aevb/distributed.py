@@ -112,8 +112,13 @@ def current() -> Group:
     return Group(dist.get_rank(), dist.get_world_size())
 
 
-def leave() -> None:
+def leave(together: bool = False) -> None:
+    """Leave the job's group; ``together``: first wait for every rank to get here, so that
+    no rank tears down its connections while another still uses them."""
     if dist.is_initialized():
+        if together:
+            with contextlib.suppress(RuntimeError, dist.DistError):
+                dist.barrier()
         dist.destroy_process_group()
 
 
