@@ -167,7 +167,7 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
         if not quiet:
             click.echo(printable(model.infer_schema(dataset).summary()))
     else:
-        dataset = data.load(source, key)
+        dataset = data.load(source, key, memory_map=model_name == "vae")
     if not distributed.launched():
         checkpoint.prepare_folder(out)  # before any training: a folder that cannot be written fails now
     started = time.perf_counter()

@@ -295,6 +295,14 @@ class LatentModelEstimator:
         return save(self, folder)
 
 
+def _gathered(values: np.ndarray, rows: np.ndarray) -> torch.Tensor:
+    """values[rows] as float32, gathered a chunk of rows at a time (no float64 copy of them all)."""
+    out = np.empty((len(rows), values.shape[1]), dtype=np.float32)
+    for start in range(0, len(rows), streaming.CHUNK_ROWS):
+        out[start : start + streaming.CHUNK_ROWS] = values[rows[start : start + streaming.CHUNK_ROWS]]
+    return torch.from_numpy(out)
+
+
 class VAE(LatentModelEstimator):
     """A variational autoencoder that learns p(x) of the rows of a numeric array.
 
@@ -365,8 +373,8 @@ class VAE(LatentModelEstimator):
                 result: TrainingResult = train(
                     self.model_,
                     pre,
-                    torch.as_tensor(values[train_rows], dtype=self.dtype),
-                    torch.as_tensor(values[val_rows], dtype=self.dtype),
+                    _gathered(values, train_rows),
+                    _gathered(values, val_rows),
                     config,
                     metrics_path=Path(metrics_path) if metrics_path and group.is_main else None,
                     progress=progress,
