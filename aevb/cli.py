@@ -167,7 +167,7 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
         if not quiet:
             click.echo(printable(model.infer_schema(dataset).summary()))
     else:
-        dataset = data.load(source, key)
+        dataset = data.load(source, key, memory_map=model_name == "vae")
     if not distributed.launched():
         checkpoint.prepare_folder(out)  # before any training: a folder that cannot be written fails now
     started = time.perf_counter()
@@ -259,14 +259,26 @@ def score(model_dir, source, out, k, proposal, key, seed):
     """Per-row log p(x) estimate (nats), ELBO and its terms, for anomaly scores.
 
     A .npy SOURCE is read memory-mapped and scored in chunks, each written as it
-    is done: any number of rows in bounded memory."""
+    is done: any number of rows in bounded memory. Under torchrun the ranks share
+    the chunks out; the scores are those of one process."""
     model = load(model_dir)
-    if isinstance(model, TabularVAE) or Path(source).suffix.lower() != ".npy" or not Path(source).is_file():
+    if isinstance(model, TabularVAE):
         columns = model.row_scores(model.read_data(source, key), k=k, seed=seed, proposal=proposal)
         _write_array(np.column_stack(list(columns.values())), out, list(columns))
         return
-    rows = streaming.open_rows(Path(source))
-    streaming.write_scores(streaming.scored_chunks(model, rows, source, k, seed, proposal), out, len(rows))
+    streaming.score_file(model, _numeric_rows(model, source, key), source, out, k, seed, proposal, _group())
+
+
+def _numeric_rows(model, source: str, key: str | None) -> np.ndarray:
+    """The rows of SOURCE: memory-mapped for a .npy file, else read into memory."""
+    if Path(source).suffix.lower() == ".npy" and Path(source).is_file():
+        return streaming.open_rows(Path(source))
+    return model.read_data(source, key).values
+
+
+def _group() -> distributed.Group:
+    """The torchrun job this process belongs to (scoring runs on CPUs), or a group of one."""
+    return distributed.join(torch.device("cpu"))
 
 
 @cli.command()
@@ -305,9 +317,19 @@ def impute(model_dir, source, out, k, multiple, seed):
 @click.option("--seed", type=int, default=0, show_default=True)
 def evaluate(model_dir, source, k, proposal, json_path, key, seed):
     """Held-out ELBO, its terms, and the K-sample log p(x) estimate, in nats and bits/dim
-    (and the exact log p(x) of linear-Gaussian models)."""
+    (and the exact log p(x) of linear-Gaussian models).
+
+    A .npy SOURCE is read memory-mapped, chunk by chunk, into running sums: any
+    number of rows in bounded memory. Under torchrun the ranks share the chunks out;
+    the figures are those of one process."""
     model = load(model_dir)
-    figures = model.evaluate(model.read_data(source, key), k=k, seed=seed, proposal=proposal)
+    if isinstance(model, TabularVAE):
+        figures = model.evaluate(model.read_data(source, key), k=k, seed=seed, proposal=proposal)
+    else:
+        rows = _numeric_rows(model, source, key)
+        figures = streaming.evaluate_rows(model, rows, source, k, seed, proposal, _group())
+    if not distributed.current().is_main:
+        return
     click.echo(format_evaluation(figures))
     if json_path is not None:
         try:

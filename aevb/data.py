@@ -47,8 +47,11 @@ BUILTIN = {
 }
 
 
-def load(source: str | Path, key: str | None = None) -> Dataset:
-    """Read ``source``: a built-in name, a .npy/.npz/.csv file or a folder of images."""
+def load(source: str | Path, key: str | None = None, memory_map: bool = False) -> Dataset:
+    """Read ``source``: a built-in name, a .npy/.npz/.csv file or a folder of images.
+
+    ``memory_map=True`` leaves a float64 .npy memory-mapped, read-only (another dtype
+    is read as one float64 copy): for training, which reads it in chunks."""
     name = str(source)
     if name in BUILTIN:
         return validated(BUILTIN[name](), name)
@@ -59,7 +62,7 @@ def load(source: str | Path, key: str | None = None) -> Dataset:
     if path.is_dir():
         return validated(_load_image_folder(path), name)
     suffix = path.suffix.lower()
-    readers = {".npy": _load_npy, ".npz": lambda p: _load_npz(p, key), ".csv": _load_csv}
+    readers = {".npy": lambda p: _load_npy(p, memory_map), ".npz": lambda p: _load_npz(p, key), ".csv": _load_csv}
     if suffix not in readers:
         raise AevbError(
             f"unsupported file type {suffix or '(none)'} for {name}: use .npy, .npz, .csv or a folder of images"
@@ -103,9 +106,9 @@ class _Unreadable:
         raise AevbError(f"cannot read {self.path} as {self.what} ({detail})") from None
 
 
-def _load_npy(path: Path) -> Dataset:
+def _load_npy(path: Path, memory_map: bool = False) -> Dataset:
     with _unreadable(path, "a numeric .npy array"):
-        array = np.load(path, allow_pickle=False)
+        array = np.load(path, mmap_mode="r" if memory_map else None, allow_pickle=False)
     return _from_array(array, str(path))
 
 
@@ -183,7 +186,7 @@ def validated(data: Dataset, name: str) -> Dataset:
     values = data.values
     if values.size == 0:
         raise AevbError(f"{name} holds no data (shape {values.shape})")
-    values = values.astype(np.float64)
+    values = values.astype(np.float64, copy=not isinstance(values, np.memmap))  # a memory map stays one
     bad = ~np.isfinite(values)
     if bad.any():
         row, column = np.argwhere(bad)[0]

@@ -10,7 +10,7 @@ import torch
 
 from typing import Literal
 
-from . import devices, distributed
+from . import devices, distributed, evaluation, streaming
 from .checkpoint import Checkpoints, fingerprint
 from .config import VAEConfig
 from .data import Dataset, validated
@@ -23,9 +23,6 @@ from .train import TrainingResult, train
 # Floats held at once by the importance-sampling evaluation (rows x draws x width): ~32 MB.
 EVAL_BUDGET = 2**23
 EVAL_ROWS = 256
-# A latent dimension is active when its posterior mean varies across rows by more than this
-# (Burda et al., 2016: Cov_x(E_q[z_i|x]) > 0.01).
-ACTIVE_UNIT_THRESHOLD = 0.01
 
 
 def as_rows(X, name: str = "X") -> np.ndarray:
@@ -258,6 +255,12 @@ class LatentModelEstimator:
             log_p = log_p.detach().double().numpy()
         return log_p + pre.log_abs_det_jacobian()
 
+    def _evaluation_chunks(self, X, seed: int):
+        """(rows, seed) of each chunk of X, seeded by its index as ``aevb score`` seeds a file's chunks."""
+        rows = as_rows(X)
+        for index, start in enumerate(range(0, len(rows), streaming.CHUNK_ROWS)):
+            yield rows[start : start + streaming.CHUNK_ROWS], streaming.chunk_seed(seed, index)
+
     def evaluate(self, X, k: int = 1000, seed: int = 0, proposal: Proposal = "posterior") -> dict:
         """Means over rows of the ELBO, its two terms and the k-sample log p(x) estimate,
         in nats per row, with bits per dimension, the estimate's standard error and
@@ -265,42 +268,22 @@ class LatentModelEstimator:
         of the latent code: ``elbo_gap`` (log p(x) estimate - ELBO: how far q(z|x) is from
         p(z|x), at most), ``active_units`` (dimensions with Cov_x(E_q[z_i|x]) > 0.01),
         ``latent_activity`` (those covariances) and ``kl_per_dimension`` (the mean KL of
-        each dimension, or None where it does not split)."""
-        terms = self.elbo_samples(X, seed)
-        activity = self.latent_activity(X)
-        kl_dims = self.kl_per_dimension_samples(X, seed)
-        estimate = self.importance_samples(X, k, seed, proposal)
-        log_likelihood = estimate["log_likelihood"]
-        n_rows, n_features = len(log_likelihood), self.n_features_in_
-        per_dim = n_features * math.log(2)
-        # One row has no spread to estimate: null in JSON rather than a NaN.
-        std_error = float(log_likelihood.std(ddof=1) / math.sqrt(n_rows)) if n_rows > 1 else None
-        figures = {
-            "elbo": float(terms["elbo"].mean()),
-            "reconstruction": float(terms["reconstruction"].mean()),
-            "kl": float(terms["kl"].mean()),
-            "log_likelihood": float(log_likelihood.mean()),
-            "log_likelihood_std_error": std_error,
-            "bits_per_dim": float(-log_likelihood.mean() / per_dim),
-            "elbo_bits_per_dim": float(-terms["elbo"].mean() / per_dim),
-            "elbo_gap": float(log_likelihood.mean() - terms["elbo"].mean()),
-            "active_units": int((activity > ACTIVE_UNIT_THRESHOLD).sum()),
-            "latent_dim": int(len(activity)),
-            "latent_activity": activity.tolist(),
-            "kl_per_dimension": None if kl_dims is None else kl_dims.mean(0).tolist(),
-            "effective_sample_size": float(estimate["effective_sample_size"].mean()),
-            "proposal": proposal,
-            "k": k,
-            "n_rows": n_rows,
-            "n_features": n_features,
-            "data": self.preprocessor_.kind,
-            "exact_log_likelihood": None,
-        }
-        if self.has_exact_likelihood:
-            exact = float(self.exact_score_samples(X, seed, average_noise=False).mean())
-            figures["exact_log_likelihood"] = exact
-            figures["exact_bits_per_dim"] = -exact / per_dim
-        return figures
+        each dimension, or None where it does not split).
+
+        Rows are taken ``streaming.CHUNK_ROWS`` at a time, chunk i drawing its random
+        numbers from ``streaming.chunk_seed(seed, i)``, and summarised by running sums
+        (:mod:`aevb.evaluation`): the figures of a memory-mapped file read chunk by chunk,
+        by one process or several."""
+        self._check_fitted()
+        parts = [evaluation.chunk_statistics(self, rows, k, s, proposal) for rows, s in self._evaluation_chunks(X, seed)]
+        return self.evaluation_figures(np.stack(parts), k, proposal)
+
+    def evaluation_figures(self, statistics: np.ndarray, k: int, proposal: Proposal) -> dict:
+        """The figures of :meth:`evaluate` from the statistics of its chunks, in row order."""
+        return evaluation.combine(
+            statistics, self.model_.latent_dim, k=k, proposal=proposal,
+            n_features=self.n_features_in_, data=self.preprocessor_.kind,
+        )
 
     # -- persistence -------------------------------------------------------------
 
@@ -310,6 +293,14 @@ class LatentModelEstimator:
 
         self._check_fitted()
         return save(self, folder)
+
+
+def _gathered(values: np.ndarray, rows: np.ndarray) -> torch.Tensor:
+    """values[rows] as float32, gathered a chunk of rows at a time (no float64 copy of them all)."""
+    out = np.empty((len(rows), values.shape[1]), dtype=np.float32)
+    for start in range(0, len(rows), streaming.CHUNK_ROWS):
+        out[start : start + streaming.CHUNK_ROWS] = values[rows[start : start + streaming.CHUNK_ROWS]]
+    return torch.from_numpy(out)
 
 
 class VAE(LatentModelEstimator):
@@ -382,8 +373,8 @@ class VAE(LatentModelEstimator):
                 result: TrainingResult = train(
                     self.model_,
                     pre,
-                    torch.as_tensor(values[train_rows], dtype=self.dtype),
-                    torch.as_tensor(values[val_rows], dtype=self.dtype),
+                    _gathered(values, train_rows),
+                    _gathered(values, val_rows),
                     config,
                     metrics_path=Path(metrics_path) if metrics_path and group.is_main else None,
                     progress=progress,

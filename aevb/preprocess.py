@@ -21,6 +21,7 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
+from .column_statistics import CHUNK_ROWS, column_statistics
 from .errors import AevbError
 
 Kind = Literal["binary", "levels", "continuous"]
@@ -38,13 +39,14 @@ def is_levels(x: np.ndarray) -> bool:
     return bool((x >= 0).all() and (x == np.round(x)).all())
 
 
-def check_range(x: np.ndarray) -> None:
-    """Raise unless every value fits the model's 32-bit arithmetic."""
+def check_range(x: np.ndarray, first_row: int = 0) -> None:
+    """Raise unless every value fits the model's 32-bit arithmetic; x's rows are counted from ``first_row``."""
     too_large = np.abs(x) > LARGEST_VALUE
     if too_large.any():
         row, column = np.argwhere(too_large)[0]
         raise AevbError(
-            f"the data holds values too large for aevb's 32-bit arithmetic ({x[row, column]:g} at row {row}, "
+            f"the data holds values too large for aevb's 32-bit arithmetic ({x[row, column]:g} at row "
+            f"{first_row + row}, "
             f"column {column}; the limit is {LARGEST_VALUE:g}); rescale them"
         )
 
@@ -62,25 +64,30 @@ class Preprocessor:
     def fit(cls, x: np.ndarray, likelihood: str, standardize: bool = True) -> "Preprocessor":
         """Choose the transform for training data ``x`` (n, D) and the decoder family.
 
+        ``x`` may be memory-mapped: it is read once, chunk by chunk
+        (:func:`aevb.column_statistics.column_statistics`), in float64.
         ``standardize=False`` keeps the user's scale (shift 0, scale 1), for
         models like PPCA whose fit is not invariant to rescaling columns.
         """
-        check_range(x)
+        stats = column_statistics(x)
+        if stats.largest_abs > LARGEST_VALUE:
+            for start in range(0, len(x), CHUNK_ROWS):  # name the first such value
+                check_range(np.asarray(x[start : start + CHUNK_ROWS]), start)
         n_features = x.shape[1]
-        if likelihood == "bernoulli" or (likelihood == "auto" and is_binary(x)):
-            if not is_binary(x):
+        if likelihood == "bernoulli" or (likelihood == "auto" and stats.binary):
+            if not stats.binary:
                 raise AevbError(
                     "the bernoulli likelihood needs data of 0s and 1s only; "
                     "use --likelihood gaussian for other values"
                 )
             return cls("binary", None, [0.0] * n_features, [1.0] * n_features)
-        levels = is_levels(x)
-        kind, n_levels = ("levels", int(x.max()) + 1) if levels else ("continuous", None)
+        levels = stats.levels
+        kind, n_levels = ("levels", int(stats.maximum) + 1) if levels else ("continuous", None)
         if not standardize:
             return cls(kind, n_levels, [0.0] * n_features, [1.0] * n_features)
         # x + u has the mean of x plus 1/2 and the variance of x plus 1/12.
-        mean = x.mean(axis=0) + (0.5 if levels else 0.0)
-        std = np.sqrt(x.var(axis=0) + (1.0 / 12.0 if levels else 0.0))
+        mean = stats.mean + (0.5 if levels else 0.0)
+        std = np.sqrt(stats.variance + (1.0 / 12.0 if levels else 0.0))
         std = np.where(std > SMALLEST_SCALE, std, 1.0)
         return cls(kind, n_levels, mean.tolist(), std.tolist())
 

@@ -1,26 +1,42 @@
-"""Scoring any number of rows in bounded memory.
+"""Scoring and evaluating any number of rows in bounded memory, on one process or several.
 
 A ``.npy`` file is opened memory-mapped and read ``CHUNK_ROWS`` rows at a time;
-each chunk is checked, scored and written before the next is read, so memory
-does not grow with the number of rows. Chunk ``i`` draws its random numbers
-from ``seed + i * SEED_STRIDE``: the first chunk (all rows of a file of up to
-``CHUNK_ROWS`` rows) gets exactly the numbers of the in-memory
-``row_scores(X, seed=seed)``.
+each chunk is checked, scored and written (or summarised, for ``evaluate``)
+before the next is read, so memory does not grow with the number of rows.
+
+The seed rule: chunk ``i`` (rows ``i * CHUNK_ROWS`` onwards) draws its random
+numbers from ``chunk_seed(seed, i) = seed + i * SEED_STRIDE``, whoever computes
+it. So the first chunk (all rows of a file of up to ``CHUNK_ROWS`` rows) gets
+exactly the numbers of the in-memory ``row_scores(X, seed=seed)``, and the
+results do not depend on the number of processes. Under ``torchrun`` each rank
+takes a contiguous block of chunks (:func:`my_chunks`); for ``score``, rank 0
+writes its block, then receives and writes the others' in order (they spool
+theirs to a temporary file meanwhile); for ``evaluate``, the chunks'
+statistics are all-reduced and combined in chunk order on every rank.
 """
 
 from __future__ import annotations
 
 import csv
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import torch
+import torch.distributed as dist
 
 from .data import Dataset, _unreadable, validated
+from .distributed import SINGLE, Group
 from .errors import AevbError
 
 CHUNK_ROWS = 16384
 SEED_STRIDE = 1_000_003
+
+
+def chunk_seed(seed: int, index: int) -> int:
+    """The seed of chunk ``index``'s random numbers."""
+    return seed + index * SEED_STRIDE
 
 
 def open_rows(path: Path) -> np.ndarray:
@@ -32,17 +48,83 @@ def open_rows(path: Path) -> np.ndarray:
     return array.reshape(len(array), -1)
 
 
-def chunks(rows: np.ndarray, name: str) -> Iterator[np.ndarray]:
-    """Checked float64 chunks of ``CHUNK_ROWS`` rows of ``rows``."""
-    for start in range(0, len(rows), CHUNK_ROWS):
+def n_chunks(n_rows: int) -> int:
+    return -(-n_rows // CHUNK_ROWS)
+
+
+def my_chunks(n_rows: int, group: Group = SINGLE) -> range:
+    """The indices of this rank's contiguous block of chunks (rank 0's is never empty)."""
+    count = n_chunks(n_rows)
+    start, stop = (-(-count * r // group.world_size) for r in (group.rank, group.rank + 1))
+    return range(start, stop)
+
+
+def chunk_rows(n_rows: int, index: int) -> int:
+    return min(CHUNK_ROWS, n_rows - index * CHUNK_ROWS)
+
+
+def chunks(rows: np.ndarray, name: str, indices: range | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, checked float64 rows) of the chunks ``indices`` (all by default) of ``rows``."""
+    for index in range(n_chunks(len(rows))) if indices is None else indices:
+        start = index * CHUNK_ROWS
         part = np.asarray(rows[start : start + CHUNK_ROWS])
-        yield validated(Dataset(part), f"{name} (rows {start} to {start + len(part) - 1})").values
+        yield index, validated(Dataset(part), f"{name} (rows {start} to {start + len(part) - 1})").values
 
 
-def scored_chunks(model, rows: np.ndarray, name: str, k: int, seed: int, proposal: str) -> Iterator[dict]:
-    """``model.row_scores`` of each chunk of ``rows``, chunk by chunk."""
-    for index, part in enumerate(chunks(rows, name)):
-        yield model.row_scores(part, k=k, seed=seed + index * SEED_STRIDE, proposal=proposal)
+def scored_chunks(model, rows: np.ndarray, name: str, k: int, seed: int, proposal: str,
+                  group: Group = SINGLE) -> Iterator[dict]:
+    """``model.row_scores`` of each chunk of this rank's block of ``rows``, chunk by chunk."""
+    for index, part in chunks(rows, name, my_chunks(len(rows), group)):
+        yield model.row_scores(part, k=k, seed=chunk_seed(seed, index), proposal=proposal)
+
+
+def evaluate_rows(model, rows: np.ndarray, name: str, k: int, seed: int, proposal: str,
+                  group: Group = SINGLE) -> dict:
+    """``model.evaluate`` of ``rows``, chunk by chunk, the chunks shared out among the ranks."""
+    from .evaluation import chunk_statistics, width
+
+    table = torch.zeros(n_chunks(len(rows)), width(model.model_.latent_dim), dtype=torch.float64)
+    for index, part in chunks(rows, name, my_chunks(len(rows), group)):
+        table[index] = torch.from_numpy(chunk_statistics(model, part, k, chunk_seed(seed, index), proposal))
+    group.all_reduce(table)  # each row is non-zero on one rank only: the sum is exact
+    return model.evaluation_figures(table.numpy(), k, proposal)
+
+
+def score_file(model, rows: np.ndarray, name: str, out: Path, k: int, seed: int, proposal: str,
+               group: Group = SINGLE) -> None:
+    """Score ``rows`` and write the per-row columns to ``out`` (rank 0 writes all of them)."""
+    parts = scored_chunks(model, rows, name, k, seed, proposal, group)
+    if group.is_main:
+        write_scores(_with_the_other_ranks(parts, len(rows), group), out, len(rows))
+    else:
+        _send_to_main(parts)
+
+
+def _send_to_main(parts: Iterator[dict]) -> None:
+    """Spool this rank's blocks to a temporary file while computing, then send them to rank 0."""
+    with tempfile.TemporaryFile() as spool:
+        shapes = []
+        for columns in parts:
+            block = np.column_stack(list(columns.values()))
+            shapes.append(block.shape)
+            spool.write(np.ascontiguousarray(block, dtype=np.float64).tobytes())
+        spool.seek(0)
+        for shape in shapes:
+            block = np.fromfile(spool, dtype=np.float64, count=shape[0] * shape[1]).reshape(shape)
+            dist.send(torch.from_numpy(block), 0)
+
+
+def _with_the_other_ranks(parts: Iterator[dict], n_rows: int, group: Group) -> Iterator[dict]:
+    """Rank 0's own blocks, then those of ranks 1, 2, ... as they arrive, in row order."""
+    names = None
+    for columns in parts:
+        names = list(columns)
+        yield columns
+    for rank in range(1, group.world_size):
+        for index in my_chunks(n_rows, Group(rank, group.world_size)):
+            block = torch.empty(chunk_rows(n_rows, index), len(names), dtype=torch.float64)
+            dist.recv(block, rank)
+            yield dict(zip(names, block.numpy().T))
 
 
 def write_scores(parts: Iterator[dict], path: Path, n_rows: int) -> None:

@@ -55,6 +55,9 @@ class TabularVAE(VAE):
         self._check_fitted()
         return torch.as_tensor(self.schema_.encode(read_table(X)), dtype=self.dtype)
 
+    def _evaluation_chunks(self, X, seed: int):
+        yield X, seed  # a table is evaluated in memory, in one piece
+
     @staticmethod
     def read_data(source, key=None):
         return read_table(source)

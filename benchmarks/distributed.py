@@ -1,4 +1,4 @@
-"""Peak memory of training and of `aevb score` (memory-mapped, streamed) at 1e5 and 1e6
+"""Peak memory of training, of `aevb score` and of `aevb evaluate` (memory-mapped, streamed) at 1e5 and 1e6
 rows, and training throughput of 2 torchrun processes (gloo) against 1 process.
 
     .venv/bin/python benchmarks/distributed.py [--rows 100000 1000000] [--throughput-rows 40000]
@@ -44,7 +44,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         rng = np.random.default_rng(0)
-        print(f"{'rows':>9} {'fit peak MiB':>13} {'score peak MiB':>15}")
+        print(f"{'rows':>9} {'fit peak MiB':>13} {'score peak MiB':>15} {'evaluate peak MiB':>18}")
         for n in args.rows:
             data = folder / f"x{n}.npy"
             out = np.lib.format.open_memmap(data, mode="w+", dtype=np.float32, shape=(n, FEATURES))
@@ -54,7 +54,8 @@ def main() -> None:
             del out
             fit = peak_mib("fit", data, "--out", folder / f"run{n}", "--epochs", 1, "--batch-size", 1024, *FIT)
             score = peak_mib("score", folder / f"run{n}", data, "--out", folder / "s.npy", "--k", 1)
-            print(f"{n:>9} {fit:>13} {score:>15}")
+            evaluate = peak_mib("evaluate", folder / f"run{n}", data, "--k", 1)
+            print(f"{n:>9} {fit:>13} {score:>15} {evaluate:>18}")
         data = folder / "t.npy"
         np.save(data, rng.normal(size=(args.throughput_rows, FEATURES)).astype(np.float32))
         fit = ["fit", str(data), "--epochs", "3", "--batch-size", "256", *FIT]

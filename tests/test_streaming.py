@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -51,3 +53,27 @@ def test_a_bad_value_is_reported_with_its_row(fitted, tmp_path, capsys):
     np.save(tmp_path / "broken.npy", broken)
     assert call(["score", folder / "run", tmp_path / "broken.npy", "--out", tmp_path / "s.csv"]) == 2
     assert "rows 0 to 299" in capsys.readouterr().err
+
+
+def test_memory_mapped_evaluate_equals_the_figures_of_its_rows_in_memory(fitted, monkeypatch, tmp_path):
+    folder, rows = fitted
+    monkeypatch.setattr(streaming, "CHUNK_ROWS", 64)
+    assert call(["evaluate", folder / "run", folder / "rows.npy", "--k", 5, "--seed", 2, "--json", tmp_path / "e.json"]) == 0
+    figures = json.loads((tmp_path / "e.json").read_text())
+    assert figures == aevb.load(folder / "run").evaluate(rows, k=5, seed=2)  # the library's in-memory path
+    # Oracle: the per-row arrays of each chunk, scored in memory with its seed, then numpy's statistics.
+    model = aevb.load(folder / "run")
+    seeds = [2 + i * streaming.SEED_STRIDE for i in range(5)]
+    parts = [model.row_scores(rows[64 * i : 64 * i + 64], k=5, seed=s) for i, s in enumerate(seeds)]
+    joined = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    kl_dims = np.concatenate([model.kl_per_dimension_samples(rows[64 * i : 64 * i + 64], s) for i, s in enumerate(seeds)])
+    for name in ("log_likelihood", "elbo", "reconstruction", "kl", "effective_sample_size"):
+        assert figures[name] == pytest.approx(joined[name].mean(), rel=1e-12)
+    ll = joined["log_likelihood"]
+    assert figures["log_likelihood_std_error"] == pytest.approx(ll.std(ddof=1) / np.sqrt(300), rel=1e-10)
+    np.testing.assert_allclose(figures["latent_activity"], model.transform(rows).var(axis=0), rtol=1e-10)
+    np.testing.assert_allclose(figures["kl_per_dimension"], kl_dims.mean(0), rtol=1e-12)
+    assert figures["n_rows"] == 300
+    # Not trivially equal: the rows as one chunk draw other numbers.
+    monkeypatch.setattr(streaming, "CHUNK_ROWS", 1000)
+    assert abs(figures["log_likelihood"] - model.evaluate(rows, k=5, seed=2)["log_likelihood"]) > 1e-6

@@ -1,0 +1,119 @@
+"""Evaluation figures of any number of rows, from fixed-size statistics of each chunk.
+
+Each chunk of rows is summarised in one float64 vector (:func:`chunk_statistics`):
+its row count; the sums over its rows of the ELBO, the reconstruction, the KL, the
+effective sample size, the exact log p(x) and each dimension's KL; and, for the
+log p(x) estimate and each posterior mean E_q[z_i|x], the chunk's mean and its sum
+of squared deviations from it. :func:`combine` merges the chunks in their order with
+the pairwise update of Chan, Golub & LeVeque (1979),
+
+    n = n_a + n_b,  mean = mean_a + d n_b / n,  M2 = M2_a + M2_b + d^2 n_a n_b / n,
+    d = mean_b - mean_a,
+
+so memory does not grow with the rows, and the figures do not depend on which
+process summarised which chunk. A figure a model does not have (no exact log p(x),
+a KL that does not split by dimension) is carried as NaN and reported as None.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# A latent dimension is active when its posterior mean varies across rows by more than this
+# (Burda et al., 2016: Cov_x(E_q[z_i|x]) > 0.01).
+ACTIVE_UNIT_THRESHOLD = 0.01
+# Layout of a chunk's vector: these sums, then the estimate's (mean, M2), then per latent
+# dimension the code means, their M2 and the KL sums.
+SUMS = ("n", "elbo", "reconstruction", "kl", "effective_sample_size", "exact_log_likelihood")
+
+
+def width(latent_dim: int) -> int:
+    """Length of one chunk's statistics vector."""
+    return len(SUMS) + 2 + 3 * latent_dim
+
+
+def _spread(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sum of squared deviations over the rows (axis 0)."""
+    mean = values.mean(axis=0)
+    return mean, ((values - mean) ** 2).sum(axis=0)
+
+
+def chunk_statistics(estimator, X, k: int, seed: int, proposal: str) -> np.ndarray:
+    """The statistics vector of the rows X (one chunk), drawing its random numbers from ``seed``
+    exactly as ``estimator.evaluate`` of these rows alone would."""
+    terms = estimator.elbo_samples(X, seed)
+    estimate = estimator.importance_samples(X, k, seed, proposal)
+    codes = estimator.transform(X)  # (n, latent_dim)
+    kl_dims = estimator.kl_per_dimension_samples(X, seed)  # (n, latent_dim) or None
+    if estimator.has_exact_likelihood:
+        exact = float(estimator.exact_score_samples(X, seed, average_noise=False).sum())
+    else:
+        exact = math.nan
+    log_likelihood = estimate["log_likelihood"]
+    sums = [len(log_likelihood), terms["elbo"].sum(), terms["reconstruction"].sum(), terms["kl"].sum(),
+            estimate["effective_sample_size"].sum(), exact]
+    ll_mean, ll_m2 = _spread(log_likelihood)
+    code_mean, code_m2 = _spread(codes)
+    kl_sums = np.full(codes.shape[1], math.nan) if kl_dims is None else kl_dims.sum(axis=0)
+    return np.concatenate([sums, [ll_mean, ll_m2], code_mean, code_m2, kl_sums])
+
+
+def _merge(a: tuple, b: tuple) -> tuple:
+    """Chan et al.'s update of (n, mean, M2) pairs."""
+    (n_a, mean_a, m2_a), (n_b, mean_b, m2_b) = a, b
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    return n, mean_a + delta * (n_b / n), m2_a + m2_b + delta**2 * (n_a * n_b / n)
+
+
+def combine(statistics: np.ndarray, latent_dim: int, *, k: int, proposal: str, n_features: int, data: str) -> dict:
+    """The figures of ``LatentModelEstimator.evaluate`` from the chunks' statistics (C, width),
+    in row order."""
+    count, totals = 0.0, np.zeros(len(SUMS) - 1)
+    ll = code = kl_sums = None
+    for row in statistics:
+        n = row[0]
+        if n == 0:
+            continue
+        L = latent_dim
+        head = len(SUMS)
+        part_ll = (n, row[head], row[head + 1])
+        part_code = (n, row[head + 2 : head + 2 + L], row[head + 2 + L : head + 2 + 2 * L])
+        ll = part_ll if ll is None else _merge(ll, part_ll)
+        code = part_code if code is None else _merge(code, part_code)
+        kl_part = row[head + 2 + 2 * L :]
+        kl_sums = kl_part.copy() if kl_sums is None else kl_sums + kl_part
+        totals += row[1:head]
+        count += n
+    elbo, reconstruction, kl, ess, exact = totals / count
+    n_rows, log_likelihood = int(count), float(ll[1])
+    per_dim = n_features * math.log(2)
+    activity = code[2] / count  # the variance over the rows, as numpy's var (ddof 0)
+    figures = {
+        "elbo": float(elbo),
+        "reconstruction": float(reconstruction),
+        "kl": float(kl),
+        "log_likelihood": log_likelihood,
+        # One row has no spread to estimate: null in JSON rather than a NaN.
+        "log_likelihood_std_error": float(math.sqrt(ll[2] / (count - 1) / count)) if n_rows > 1 else None,
+        "bits_per_dim": float(-log_likelihood / per_dim),
+        "elbo_bits_per_dim": float(-elbo / per_dim),
+        "elbo_gap": float(log_likelihood - elbo),
+        "active_units": int((activity > ACTIVE_UNIT_THRESHOLD).sum()),
+        "latent_dim": latent_dim,
+        "latent_activity": activity.tolist(),
+        "kl_per_dimension": None if np.isnan(kl_sums).any() else (kl_sums / count).tolist(),
+        "effective_sample_size": float(ess),
+        "proposal": proposal,
+        "k": k,
+        "n_rows": n_rows,
+        "n_features": n_features,
+        "data": data,
+        "exact_log_likelihood": None,
+    }
+    if not math.isnan(exact):
+        figures["exact_log_likelihood"] = float(exact)
+        figures["exact_bits_per_dim"] = float(-exact / per_dim)
+    return figures
