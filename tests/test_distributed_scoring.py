@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import aevb
+from cli_helpers import save_small_level_model
 from test_distributed import ENV
 
 RUN = "import sys\nfrom aevb import streaming\nstreaming.CHUNK_ROWS = 64\nfrom aevb.cli import main\nmain(sys.argv[1:])\n"
@@ -24,9 +25,7 @@ RUN = "import sys\nfrom aevb import streaming\nstreaming.CHUNK_ROWS = 64\nfrom a
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     folder = tmp_path_factory.mktemp("distributed_scoring")
-    rows = np.random.default_rng(1).integers(0, 8, size=(300, 4)).astype(np.float64)  # levels: noise is drawn
-    np.save(folder / "rows.npy", rows)
-    aevb.VAE(epochs=2, hidden=(8,), latent_dim=2).fit(rows).save(folder / "run")
+    save_small_level_model(folder, seed=1)
     (folder / "run.py").write_text(RUN)
     return folder
 

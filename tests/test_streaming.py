@@ -9,16 +9,13 @@ import pytest
 
 import aevb
 from aevb import streaming
-from cli_helpers import call
+from cli_helpers import call, save_small_level_model
 
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     folder = tmp_path_factory.mktemp("streaming")
-    rows = np.random.default_rng(0).integers(0, 8, size=(300, 4)).astype(np.float64)  # levels: noise is drawn
-    np.save(folder / "rows.npy", rows)
-    aevb.VAE(epochs=2, hidden=(8,), latent_dim=2).fit(rows).save(folder / "run")
-    return folder, rows
+    return folder, save_small_level_model(folder, seed=0)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".npy"])
