@@ -41,8 +41,9 @@ MAY_CHANGE_ON_RESUME = (
 @dataclass
 class TrainingState:
     """Where the loop stands. ``position`` rows of epoch ``epoch + 1`` have been
-    stepped on, in the order ``order``; ``sums`` are that epoch's running
-    (elbo, reconstruction, kl) totals."""
+    stepped on, in the order ``order`` (of rows; of chunks when training reads
+    chunks, where ``position`` then names a chunk and an offset in it); ``sums``
+    are that epoch's running (elbo, reconstruction, kl) totals."""
 
     best_state: dict[str, torch.Tensor]
     epoch: int = 0

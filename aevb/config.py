@@ -140,6 +140,13 @@ class VAEConfig(Options):
             "(one is also written after every epoch)."
         },
     )
+    in_memory_mib: float = field(
+        default=512.0,
+        metadata={
+            "help": "Largest float32 copy of the training rows, in MiB, held in memory; above it a "
+            "memory-mapped .npy is read in shuffled chunks (a block shuffle)."
+        },
+    )
     seed: int = field(default=0, metadata={"help": "Seed: the same seed and data give the same model."})
     device: Device = field(
         default="auto",
@@ -178,6 +185,8 @@ class VAEConfig(Options):
             raise AevbError(f"grad_clip must be a positive number, got {self.grad_clip!r}")
         if not (self.checkpoint_every > 0 and not math.isnan(self.checkpoint_every)):
             raise AevbError(f"checkpoint_every must be a positive number of seconds, got {self.checkpoint_every!r}")
+        if not (self.in_memory_mib >= 0 and not math.isnan(self.in_memory_mib)):
+            raise AevbError(f"in_memory_mib must be a number of MiB >= 0, got {self.in_memory_mib!r}")
         if self.max_time is not None and not self.max_time > 0:
             raise AevbError(f"max_time must be a positive number of seconds, got {self.max_time!r}")
         choices = [

@@ -18,6 +18,7 @@ from .errors import AevbError
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0
+CHECK_ROWS = 16384  # rows of a memory map checked at a time
 
 
 @dataclass
@@ -50,8 +51,8 @@ BUILTIN = {
 def load(source: str | Path, key: str | None = None, memory_map: bool = False) -> Dataset:
     """Read ``source``: a built-in name, a .npy/.npz/.csv file or a folder of images.
 
-    ``memory_map=True`` leaves a float64 .npy memory-mapped, read-only (another dtype
-    is read as one float64 copy): for training, which reads it in chunks."""
+    ``memory_map=True`` leaves a float32 or float64 .npy memory-mapped, read-only
+    (another dtype is read as one float64 copy): for training, which reads it in chunks."""
     name = str(source)
     if name in BUILTIN:
         return validated(BUILTIN[name](), name)
@@ -182,16 +183,31 @@ def _load_image_folder(folder: Path) -> Dataset:
 
 
 def validated(data: Dataset, name: str) -> Dataset:
-    """Check that the rows are non-empty and finite; return them as float64."""
+    """Check that the rows are non-empty and finite; return them as float64 (a float32
+    memory map is returned as it is)."""
     values = data.values
     if values.size == 0:
         raise AevbError(f"{name} holds no data (shape {values.shape})")
-    values = values.astype(np.float64, copy=not isinstance(values, np.memmap))  # a memory map stays one
-    bad = ~np.isfinite(values)
-    if bad.any():
-        row, column = np.argwhere(bad)[0]
+    if isinstance(values, np.memmap) and values.dtype in (np.float32, np.float64):
+        # A float memory map stays one, in its own dtype (readers convert each chunk to
+        # float64, exactly), and is checked a chunk at a time: nothing grows with the rows.
+        bad_count, first = 0, None
+        for start in range(0, len(values), CHECK_ROWS):
+            bad = ~np.isfinite(values[start : start + CHECK_ROWS])
+            if bad.any():
+                bad_count += int(bad.sum())
+                if first is None:
+                    row, column = np.argwhere(bad)[0]
+                    first = (start + row, column)
+    else:
+        values = values.astype(np.float64, copy=not isinstance(values, np.memmap))
+        bad = ~np.isfinite(values)
+        bad_count = int(bad.sum())
+        first = tuple(np.argwhere(bad)[0]) if bad_count else None
+    if bad_count:
+        row, column = first
         raise AevbError(
-            f"{name} has {int(bad.sum())} NaN or infinite value(s), "
+            f"{name} has {bad_count} NaN or infinite value(s), "
             f"the first at row {row}, column {column} (counting from 0)"
         )
     return Dataset(values, data.image_shape)

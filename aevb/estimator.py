@@ -10,7 +10,7 @@ import torch
 
 from typing import Literal
 
-from . import devices, distributed, evaluation, streaming
+from . import chunked, devices, distributed, evaluation, streaming
 from .checkpoint import Checkpoints, fingerprint
 from .config import VAEConfig
 from .data import Dataset, validated
@@ -303,6 +303,21 @@ def _gathered(values: np.ndarray, rows: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
+def _training_rows(values: np.ndarray, val_rows: np.ndarray, train_rows: np.ndarray, config: VAEConfig):
+    """The training and validation rows for :func:`aevb.train.train`: float32 tensors, or,
+    for a memory map whose float32 training rows exceed ``config.in_memory_mib``,
+    :class:`aevb.chunked.ChunkedRows` read from it a chunk at a time."""
+    if not (isinstance(values, np.memmap) and chunked.too_large(len(train_rows), values.shape[1], config.in_memory_mib)):
+        return _gathered(values, train_rows), _gathered(values, val_rows)
+    held_out = np.zeros(len(values), dtype=bool)
+    held_out[val_rows] = True
+    size = chunked.chunk_rows(values.shape[1], config.batch_size)
+    return (
+        chunked.ChunkedRows(values, ~held_out, size, config.seed),
+        chunked.ChunkedRows(values, held_out, size, config.seed),
+    )
+
+
 class VAE(LatentModelEstimator):
     """A variational autoencoder that learns p(x) of the rows of a numeric array.
 
@@ -348,6 +363,10 @@ class VAE(LatentModelEstimator):
         (same data, same options) to the same weights an uninterrupted run
         reaches. If training stops early (:class:`aevb.errors.TrainingStopped`)
         the estimator is still fitted, with the best weights so far.
+
+        A memory-mapped X (``aevb fit data.npy``) whose float32 training rows
+        would take more than ``in_memory_mib`` is not copied: training reads it
+        in shuffled chunks (a block shuffle, see :mod:`aevb.chunked`).
         """
         values, pre, image_shape = self._prepare(X)
         if len(values) < 2:
@@ -369,12 +388,13 @@ class VAE(LatentModelEstimator):
             torch.manual_seed(config.seed)
             self._build(values.shape[1], pre, image_shape)
             self.model_.to(device)
+            train_x, val_x = _training_rows(values, val_rows, train_rows, config)
             try:
                 result: TrainingResult = train(
                     self.model_,
                     pre,
-                    _gathered(values, train_rows),
-                    _gathered(values, val_rows),
+                    train_x,
+                    val_x,
                     config,
                     metrics_path=Path(metrics_path) if metrics_path and group.is_main else None,
                     progress=progress,

@@ -2,7 +2,8 @@
 config says otherwise), early stopping on the validation ELBO, metrics, checkpoints.
 
 The data stays one tensor; each epoch indexes shuffled batches out of it,
-which on a CPU is much faster than a per-row Dataset.
+which on a CPU is much faster than a per-row Dataset. Rows too many for memory
+come as :class:`aevb.chunked.ChunkedRows` instead, read in shuffled chunks.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoint import Checkpoints, TrainingState
+from .chunked import ChunkedRows
 from .config import VAEConfig
 from .devices import autocast
 from .distributed import SINGLE, Group, block_of_global_draws
@@ -69,20 +71,29 @@ def loop_threads(model: torch.nn.Module, batch_size: int, available: int) -> int
 def mean_elbo_terms(
     model: LatentVariableModel,
     pre: Preprocessor,
-    x: torch.Tensor,
+    x: torch.Tensor | ChunkedRows,
     batch_size: int,
     generator: torch.Generator,
 ) -> dict[str, float]:
-    """Mean ELBO, reconstruction and KL over the rows x, in nats per row of the user's data."""
+    """Mean ELBO, reconstruction and KL over the rows x, in nats per row of the user's data
+    (chunked rows: batches within each chunk, in file order)."""
     sums = {"elbo": 0.0, "reconstruction": 0.0, "kl": 0.0}
     log_det = pre.log_abs_det_jacobian()
-    for start in range(0, len(x), batch_size):
-        device = next(model.parameters()).device
-        terms = elbo(model, pre.to_model(x[start : start + batch_size], generator).to(device))
-        sums["elbo"] += float(terms.elbo.sum()) + log_det * len(terms.elbo)
-        sums["reconstruction"] += float(terms.reconstruction.sum()) + log_det * len(terms.elbo)
-        sums["kl"] += float(terms.kl.sum())
+    for part in x.chunks() if isinstance(x, ChunkedRows) else [x]:
+        for start in range(0, len(part), batch_size):
+            device = next(model.parameters()).device
+            terms = elbo(model, pre.to_model(part[start : start + batch_size], generator).to(device))
+            sums["elbo"] += float(terms.elbo.sum()) + log_det * len(terms.elbo)
+            sums["reconstruction"] += float(terms.reconstruction.sum()) + log_det * len(terms.elbo)
+            sums["kl"] += float(terms.kl.sum())
     return {name: total / len(x) for name, total in sums.items()}
+
+
+def _next_rows(train_x: torch.Tensor | ChunkedRows, state: TrainingState, batch_size: int) -> torch.Tensor:
+    """The raw rows of the next batch of the epoch under way."""
+    if isinstance(train_x, ChunkedRows):
+        return train_x.batch(state.order, state.epoch, state.position, batch_size)
+    return train_x[state.order[state.position : state.position + batch_size]]
 
 
 def _stop_reason(state: TrainingState, config: VAEConfig) -> str | None:
@@ -201,8 +212,8 @@ def _open_metrics(path: Path | None, history: list[dict]):
 def train(
     model: LatentVariableModel,
     pre: Preprocessor,
-    train_x: torch.Tensor,
-    val_x: torch.Tensor,
+    train_x: torch.Tensor | ChunkedRows,
+    val_x: torch.Tensor | ChunkedRows,
     config: VAEConfig,
     metrics_path: Path | None = None,
     progress: bool | None = None,
@@ -223,6 +234,9 @@ def train(
     raises :class:`TrainingDiverged` without touching the checkpoint. Either
     way the model holds the best weights so far and the exception's
     ``result`` describes them.
+
+    Rows given as :class:`ChunkedRows` are read a chunk at a time: each epoch's
+    ``order`` is then a permutation of the chunks (see :mod:`aevb.chunked`).
 
     The model may live on any device; the rows stay where they are and each batch
     moves to the model. In a torchrun job (``group``), every rank runs this loop
@@ -280,12 +294,13 @@ def train(
                 save_checkpoint()  # also proves, before any work, that the run folder takes one
             while state.position > 0 or (stopped_because := _stop_reason(state, config)) is None:
                 if state.position == 0:
-                    state.order = torch.randperm(len(train_x), generator=generator)
+                    count = train_x.n_chunks if isinstance(train_x, ChunkedRows) else len(train_x)
+                    state.order = torch.randperm(count, generator=generator)
                     state.sums = torch.zeros(3, dtype=torch.float64)
                 model.train()
                 while state.position < len(train_x):
-                    rows = state.order[state.position : state.position + config.batch_size]
-                    batch = pre.to_model(train_x[rows], generator).to(device, non_blocking=True)
+                    rows = _next_rows(train_x, state, config.batch_size)
+                    batch = pre.to_model(rows, generator).to(device, non_blocking=True)
                     weight = kl_weight(config, state.epoch + 1)
                     if group.active:
                         sums = _shard_step(model, optimizer, batch, config, weight, group)
