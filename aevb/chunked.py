@@ -42,7 +42,7 @@ class ChunkedRows:
     def __init__(self, values: np.ndarray, selected: np.ndarray, size: int, seed: int):
         self.values, self.selected, self.size, self.seed = values, selected, size, seed
         self.n_chunks = -(-len(values) // size)
-        self.counts = np.add.reduceat(selected.astype(np.int64), np.arange(0, len(values), size))
+        self.counts = np.add.reduceat(selected, np.arange(0, len(values), size), dtype=np.int64)
         self._cached: tuple | None = None
 
     def __len__(self) -> int:

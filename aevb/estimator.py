@@ -389,6 +389,7 @@ class VAE(LatentModelEstimator):
             self._build(values.shape[1], pre, image_shape)
             self.model_.to(device)
             train_x, val_x = _training_rows(values, val_rows, train_rows, config)
+            del order, val_rows, train_rows  # not held through training
             try:
                 result: TrainingResult = train(
                     self.model_,
