@@ -129,3 +129,18 @@ def test_a_killed_rank_ends_the_job_and_the_checkpoint_resumes(levels, tmp_path)
     _, err = whole.communicate(timeout=120)
     assert whole.returncode == 0, err
     assert max_weight_difference(run, tmp_path / "whole") == 0.0
+
+
+def test_two_ranks_on_the_chunked_path_reach_the_weights_of_one_process(levels, tmp_path):
+    """Reading the memory map in shuffled chunks (forced by a tiny --in-memory-mib), every rank
+    reads the same chunks in the same order."""
+    chunked = ["--epochs", 2, *FIT, "--in-memory-mib", 0.0001]
+    single = one_process("fit", levels, "--out", tmp_path / "one", *chunked)
+    assert single.returncode == 0, single.stderr
+    job = torchrun("fit", levels, "--out", tmp_path / "two", *chunked)
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == 0, err
+    assert max_weight_difference(tmp_path / "one", tmp_path / "two") < WEIGHT_TOLERANCE
+    in_memory = one_process("fit", levels, "--out", tmp_path / "memory", "--epochs", 2, *FIT)
+    assert in_memory.returncode == 0, in_memory.stderr
+    assert max_weight_difference(tmp_path / "one", tmp_path / "memory") > 100 * WEIGHT_TOLERANCE  # another order
