@@ -270,8 +270,8 @@ def score(model_dir, source, out, k, proposal, key, seed):
 
 
 def _numeric_rows(model, source: str, key: str | None) -> np.ndarray:
-    """The rows of SOURCE: memory-mapped for a .npy file, else read into memory."""
-    if Path(source).suffix.lower() == ".npy" and Path(source).is_file():
+    """The rows of SOURCE: memory-mapped for a .npy file or folder of .npy shards, else read into memory."""
+    if streaming.readable_lazily(Path(source)):
         return streaming.open_rows(Path(source))
     return model.read_data(source, key).values
 

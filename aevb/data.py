@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AevbError
+from .shards import Shards, is_lazy, shard_files
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 DIGITS_TEST_FRACTION = 0.2
@@ -49,10 +50,11 @@ BUILTIN = {
 
 
 def load(source: str | Path, key: str | None = None, memory_map: bool = False) -> Dataset:
-    """Read ``source``: a built-in name, a .npy/.npz/.csv file or a folder of images.
+    """Read ``source``: a built-in name, a .npy/.npz/.csv file, a folder of images or a
+    folder of .npy shards (2-D, same width and dtype; their rows in name order).
 
-    ``memory_map=True`` leaves a float32 or float64 .npy memory-mapped, read-only
-    (another dtype is read as one float64 copy): for training, which reads it in chunks."""
+    ``memory_map=True`` leaves a float32 or float64 .npy (or folder of them) memory-mapped,
+    read-only (another dtype is read as one float64 copy): for training, which reads it in chunks."""
     name = str(source)
     if name in BUILTIN:
         return validated(BUILTIN[name](), name)
@@ -61,6 +63,9 @@ def load(source: str | Path, key: str | None = None, memory_map: bool = False) -
         builtins = ", ".join(BUILTIN)
         raise AevbError(f"no such file or folder: {name} (built-in datasets: {builtins})")
     if path.is_dir():
+        files = shard_files(path)
+        if files is not None:
+            return validated(_load_shards(files, memory_map), name)
         return validated(_load_image_folder(path), name)
     suffix = path.suffix.lower()
     readers = {".npy": lambda p: _load_npy(p, memory_map), ".npz": lambda p: _load_npz(p, key), ".csv": _load_csv}
@@ -111,6 +116,13 @@ def _load_npy(path: Path, memory_map: bool = False) -> Dataset:
     with _unreadable(path, "a numeric .npy array"):
         array = np.load(path, mmap_mode="r" if memory_map else None, allow_pickle=False)
     return _from_array(array, str(path))
+
+
+def _load_shards(files: list[Path], memory_map: bool = False) -> Dataset:
+    rows = Shards(files)
+    if memory_map and rows.dtype in (np.float32, np.float64):
+        return Dataset(rows)
+    return Dataset(np.asarray(rows))
 
 
 def _load_npz(path: Path, key: str | None) -> Dataset:
@@ -188,7 +200,7 @@ def validated(data: Dataset, name: str) -> Dataset:
     values = data.values
     if values.size == 0:
         raise AevbError(f"{name} holds no data (shape {values.shape})")
-    if isinstance(values, np.memmap) and values.dtype in (np.float32, np.float64):
+    if is_lazy(values) and values.dtype in (np.float32, np.float64):
         # A float memory map stays one, in its own dtype (readers convert each chunk to
         # float64, exactly), and is checked a chunk at a time: nothing grows with the rows.
         bad_count, first = 0, None
@@ -200,7 +212,7 @@ def validated(data: Dataset, name: str) -> Dataset:
                     row, column = np.argwhere(bad)[0]
                     first = (start + row, column)
     else:
-        values = values.astype(np.float64, copy=not isinstance(values, np.memmap))
+        values = np.asarray(values).astype(np.float64, copy=not is_lazy(values))
         bad = ~np.isfinite(values)
         bad_count = int(bad.sum())
         first = tuple(np.argwhere(bad)[0]) if bad_count else None

@@ -18,6 +18,7 @@ from .errors import AevbError, TrainingStopped
 from .model import LatentVariableModel, build_vae
 from .objectives import elbo, importance_sampling, kl_per_dimension
 from .preprocess import Preprocessor
+from .shards import is_lazy
 from .train import TrainingResult, train
 
 # Floats held at once by the importance-sampling evaluation (rows x draws x width): ~32 MB.
@@ -307,7 +308,7 @@ def _training_rows(values: np.ndarray, val_rows: np.ndarray, train_rows: np.ndar
     """The training and validation rows for :func:`aevb.train.train`: float32 tensors, or,
     for a memory map whose float32 training rows exceed ``config.in_memory_mib``,
     :class:`aevb.chunked.ChunkedRows` read from it a chunk at a time."""
-    if not (isinstance(values, np.memmap) and chunked.too_large(len(train_rows), values.shape[1], config.in_memory_mib)):
+    if not (is_lazy(values) and chunked.too_large(len(train_rows), values.shape[1], config.in_memory_mib)):
         return _gathered(values, train_rows), _gathered(values, val_rows)
     held_out = np.zeros(len(values), dtype=bool)
     held_out[val_rows] = True

@@ -1,6 +1,6 @@
 """Scoring and evaluating any number of rows in bounded memory, on one process or several.
 
-A ``.npy`` file is opened memory-mapped and read ``CHUNK_ROWS`` rows at a time;
+A ``.npy`` file (or a folder of .npy shards, :mod:`aevb.shards`) is opened memory-mapped and read ``CHUNK_ROWS`` rows at a time;
 each chunk is checked, scored and written (or summarised, for ``evaluate``)
 before the next is read, so memory does not grow with the number of rows.
 
@@ -29,6 +29,7 @@ import torch.distributed as dist
 from .data import Dataset, _unreadable, validated
 from .distributed import SINGLE, Group
 from .errors import AevbError
+from .shards import Shards, shard_files
 
 CHUNK_ROWS = 16384
 SEED_STRIDE = 1_000_003
@@ -39,8 +40,17 @@ def chunk_seed(seed: int, index: int) -> int:
     return seed + index * SEED_STRIDE
 
 
-def open_rows(path: Path) -> np.ndarray:
-    """The rows of a .npy file, memory-mapped (nothing is read yet), as (n, D)."""
+def readable_lazily(path: Path) -> bool:
+    """Is ``path`` a .npy file or a folder of .npy shards (read by :func:`open_rows`)?"""
+    if path.is_dir():
+        return shard_files(path) is not None
+    return path.suffix.lower() == ".npy" and path.is_file()
+
+
+def open_rows(path: Path) -> np.ndarray | Shards:
+    """The rows of a .npy file or folder of .npy shards, memory-mapped (nothing is read yet), as (n, D)."""
+    if path.is_dir():
+        return Shards(shard_files(path) or [])
     with _unreadable(path, "a numeric .npy array"):
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     if array.dtype.kind not in "biuf" or array.size == 0 or array.ndim not in (1, 2, 3, 4):
