@@ -142,8 +142,8 @@ def cli():
 @click.option("--table", is_flag=True, help="Model SOURCE (.csv) as a table of mixed column types, even if all numeric.")
 @config_options
 def fit(source, out, resume, key, quiet, model_name, table, **options):
-    """Train a model on SOURCE: a .npy/.npz/.csv/.parquet file, a folder of images, or a built-in
-    dataset (digits, digits-train, digits-test). Writes the model (and metrics.csv for a VAE) to --out.
+    """Train a model on SOURCE: a .npy/.npz/.csv/.parquet file, a folder of images or of .npy
+    shards, or a built-in dataset (digits, digits-train, digits-test). Writes the model (and metrics.csv for a VAE) to --out.
 
     A .parquet file, or a .csv with holes or a column of words, is modelled as a table
     (mixed column types, missing values); --table forces that for any .csv."""
