@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
-
-from typing import Literal
 
 from . import chunked, devices, distributed, evaluation, streaming
 from .checkpoint import Checkpoints, fingerprint
