@@ -128,17 +128,20 @@ class LatentModelEstimator:
             y = decoded.mean if mean else decoded.sample()
         return self.preprocessor_.from_model(y, mean=mean).double().numpy()
 
+    def _centered_batches(self, X):
+        """Model-space batches of the rows of X with no noise drawn: level data at the centre
+        of each cell, x + 1/2."""
+        x = self._rows(X)
+        for start in range(0, len(x), EVAL_ROWS):
+            yield self.preprocessor_.to_model(x[start : start + EVAL_ROWS], center=True)
+
     @torch.no_grad()
     def transform(self, X) -> np.ndarray:
         """Posterior means E_q[z|x], shape (n, latent_dim).
 
         For level data the posterior is taken at the centre of each cell, x + 1/2.
         """
-        x = self._rows(X)
-        codes = [
-            self.model_.posterior(self.preprocessor_.to_model(x[s : s + EVAL_ROWS], center=True)).mean
-            for s in range(0, len(x), EVAL_ROWS)
-        ]
+        codes = [self.model_.posterior(y).mean for y in self._centered_batches(X)]
         return torch.cat(codes).double().numpy()
 
     def _chunk_size(self) -> int:
@@ -199,10 +202,6 @@ class LatentModelEstimator:
         per_dimension = self._per_row(X, seed, compute)
         return per_dimension.T if len(per_dimension) else None
 
-    def latent_activity(self, X) -> np.ndarray:
-        """Cov_x(E_q[z_i|x]) for each latent dimension i over the rows of X, shape (latent_dim,)."""
-        return self.transform(X).var(axis=0)
-
     @staticmethod
     def read_data(source, key: str | None = None):
         """The rows in a file or built-in dataset, as this model takes them."""
@@ -247,8 +246,7 @@ class LatentModelEstimator:
         if pre.kind != "levels" or not average_noise:
             log_p = self._per_row(X, seed, marginal.log_prob)
         else:
-            x = self._rows(X)
-            centered = torch.cat([pre.to_model(x[s : s + EVAL_ROWS], center=True) for s in range(0, len(x), EVAL_ROWS)])
+            centered = torch.cat(list(self._centered_batches(X)))
             noise_variance = 1.0 / (12.0 * torch.as_tensor(pre.scale, dtype=self.dtype) ** 2)
             precision_diagonal = torch.diagonal(torch.cholesky_inverse(marginal.scale_tril))
             log_p = marginal.log_prob(centered) - 0.5 * (precision_diagonal * noise_variance).sum()
