@@ -273,20 +273,13 @@ def model_copy(fitted, tmp_path):
     return copy
 
 
+@pytest.mark.parametrize("damaged", ["config.json", "model.safetensors"])
 @pytest.mark.parametrize("command", list(MODEL_COMMANDS))
-def test_truncated_config(good_data, model_copy, tmp_path, capsys, command):
-    config = model_copy / "config.json"
-    text = config.read_text()
-    config.write_text(text[: len(text) // 2])
-    assert_usage_error(capsys, MODEL_COMMANDS[command](model_copy, good_data, tmp_path), "config.json")
-
-
-@pytest.mark.parametrize("command", list(MODEL_COMMANDS))
-def test_truncated_weights(good_data, model_copy, tmp_path, capsys, command):
-    weights = model_copy / "model.safetensors"
-    data = weights.read_bytes()
-    weights.write_bytes(data[: len(data) // 2])
-    assert_usage_error(capsys, MODEL_COMMANDS[command](model_copy, good_data, tmp_path), "model.safetensors")
+def test_truncated_model_file(good_data, model_copy, tmp_path, capsys, command, damaged):
+    path = model_copy / damaged
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    assert_usage_error(capsys, MODEL_COMMANDS[command](model_copy, good_data, tmp_path), damaged)
 
 
 def test_future_format_version(good_data, model_copy, tmp_path, capsys):
