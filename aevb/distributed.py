@@ -1,15 +1,15 @@
-"""Data-parallel training across the processes that ``torchrun`` starts.
+"""The processes that ``torchrun`` starts, as one job: joining it, reducing across it,
+and wrapping the training loss in DistributedDataParallel.
 
 Every rank holds the whole model and the same random generators. Each step,
 every rank cuts the same global batch of ``batch_size`` rows out of the
 epoch's shuffled order, keeps its own contiguous block of it, and draws its
-random numbers (dequantization noise, the z of q(z|x)) for the *whole* global
-batch before keeping its block: so the ranks stay in step, and together
-compute exactly the step that one process takes on the global batch. The
-gradients of sum-over-rows / global-batch-size are summed across ranks (the
-all-reduce of DistributedDataParallel, done on one flat buffer that also
-carries the epoch's running ELBO sums), so weights and Adam's state are the
-same on every rank and equal, to float rounding, those of one process.
+random numbers (dequantization noise, the z of q(z|x): see :mod:`aevb.noise`)
+for the *whole* global batch before keeping its block: so the ranks stay in
+step, and together compute exactly the step that one process takes on the
+global batch. DistributedDataParallel averages the gradients across ranks
+during the backward pass, so weights and Adam's state are the same on every
+rank and equal, to float rounding, those of one process.
 
 Outside torchrun (no ``WORLD_SIZE`` > 1 in the environment) the group is a
 group of one and nothing here touches torch.distributed.
@@ -24,8 +24,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch.distributions import multivariate_normal, normal
-from torch.distributions.utils import _standard_normal
+from torch.nn.parallel import DistributedDataParallel
 
 from .errors import AevbError
 
@@ -60,26 +59,36 @@ class Group:
         start, stop = bounds[self.rank], bounds[self.rank + 1]
         return start, rows[start:stop]
 
-    def all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
-        """Sum ``tensor`` over the ranks, in place; a dead peer becomes a :class:`RankFailed`."""
-        if not self.active:
-            return tensor
+    @contextlib.contextmanager
+    def collective(self):
+        """Around work that talks to the other ranks: a dead peer becomes a :class:`RankFailed`."""
         try:
-            dist.all_reduce(tensor)
+            yield
         except (RuntimeError, dist.DistError) as error:
+            if not self.active:
+                raise
             first = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise RankFailed(
                 f"rank {self.rank} of {self.world_size} lost contact with another rank of the job "
                 f"(it died or timed out after {TIMEOUT_SECONDS}s: {first}); "
                 "resume from the last checkpoint with --resume at the same world size"
             ) from None
+
+    def all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum ``tensor`` over the ranks, in place."""
+        if self.active:
+            with self.collective():
+                dist.all_reduce(tensor)
         return tensor
 
-    def broadcast_module(self, module: torch.nn.Module) -> None:
-        """Give every rank rank 0's parameters and buffers."""
-        if self.active:
-            for tensor in [*module.parameters(), *module.buffers()]:
-                dist.broadcast(tensor.data, 0)
+    def data_parallel(self, module: torch.nn.Module) -> torch.nn.Module:
+        """``module`` wrapped in DistributedDataParallel (which starts every rank from rank 0's
+        weights and averages gradients over the ranks in backward); itself in a group of one."""
+        if not self.active:
+            return module
+        device = next(module.parameters()).device
+        with self.collective():
+            return DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None)
 
 
 SINGLE = Group()
@@ -120,29 +129,3 @@ def leave(together: bool = False) -> None:
             with contextlib.suppress(RuntimeError, dist.DistError):
                 dist.barrier()
         dist.destroy_process_group()
-
-
-@contextlib.contextmanager
-def block_of_global_draws(offset: int, rows: int, total: int):
-    """Within the block, every standard-normal draw with ``rows`` rows (second-to-last
-    dimension, as q(z|x).rsample gives) is cut from a draw with ``total`` rows, at
-    ``offset``: the numbers one process would have drawn for these rows of the global batch."""
-    if rows == total:
-        yield
-        return
-
-    def draw(shape, dtype, device):
-        shape = tuple(shape)
-        if len(shape) < 2 or shape[-2] != rows:
-            return _standard_normal(shape, dtype=dtype, device=device)
-        full = _standard_normal((*shape[:-2], total, shape[-1]), dtype=dtype, device=device)
-        return full[..., offset : offset + rows, :]
-
-    modules = (normal, multivariate_normal)
-    try:
-        for module in modules:
-            module._standard_normal = draw
-        yield
-    finally:
-        for module in modules:
-            module._standard_normal = _standard_normal

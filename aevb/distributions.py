@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torch.distributions import Bernoulli, Independent, MultivariateNormal, Normal, kl_divergence, register_kl
 
+from .noise import ReparameterizedMultivariateNormal, ReparameterizedNormal
+
 # Guard rails on log-scales: exp() of these stays finite and away from 0 in float32.
 MIN_LOG_SCALE = math.log(1e-4)
 MAX_LOG_SCALE = math.log(1e4)
@@ -25,7 +27,7 @@ def bounded_scale(log_scale: torch.Tensor) -> torch.Tensor:
 
 def diagonal_normal(loc: torch.Tensor, log_scale: torch.Tensor) -> Independent:
     """N(loc, diag(exp(log_scale)^2)) with the last dimension as the event."""
-    return Independent(Normal(loc, bounded_scale(log_scale)), 1)
+    return Independent(ReparameterizedNormal(loc, bounded_scale(log_scale)), 1)
 
 
 class DiagonalGaussianHead(nn.Module):
@@ -96,13 +98,13 @@ class FullCovarianceGaussianHead(nn.Module):
         self.linear = nn.Linear(in_features, 2 * dim + dim * (dim - 1) // 2)
         self.register_buffer("lower_index", torch.tril_indices(dim, dim, offset=-1), persistent=False)
 
-    def forward(self, h: torch.Tensor) -> MultivariateNormal:
+    def forward(self, h: torch.Tensor) -> ReparameterizedMultivariateNormal:
         out = self.linear(h)
         loc, log_diagonal, lower = out.split([self.dim, self.dim, out.shape[-1] - 2 * self.dim], dim=-1)
         diagonal = log_diagonal.clamp(MIN_LOG_SCALE, MAX_LOG_SCALE).exp()
         strictly_lower = out.new_zeros(*out.shape[:-1], self.dim, self.dim)  # (..., d, d)
         strictly_lower[..., self.lower_index[0], self.lower_index[1]] = lower
-        return MultivariateNormal(loc, scale_tril=strictly_lower + torch.diag_embed(diagonal))
+        return ReparameterizedMultivariateNormal(loc, scale_tril=strictly_lower + torch.diag_embed(diagonal))
 
 
 @register_kl(MultivariateNormal, Independent)

@@ -24,9 +24,10 @@ from .checkpoint import Checkpoints, TrainingState
 from .chunked import ChunkedRows
 from .config import VAEConfig
 from .devices import autocast
-from .distributed import SINGLE, Group, block_of_global_draws
+from .distributed import SINGLE, Group
 from .errors import TrainingDiverged, TrainingInterrupted
 from .model import LatentVariableModel
+from .noise import block_of_global_draws
 from .objectives import elbo, kl_weight, training_objective
 from .preprocess import Preprocessor
 from .signals import Caught, deferred_signals
@@ -107,30 +108,32 @@ def _stop_reason(state: TrainingState, config: VAEConfig) -> str | None:
     return None
 
 
+class TrainingLoss(torch.nn.Module):
+    """The loss of one step: minus the training objective summed over ``rows`` and divided by
+    the global batch's size ``total`` (more than ``len(rows)`` when ``rows`` is one rank's
+    block of it); with the rows' (elbo, reconstruction, kl) sums (float64).
+
+    A module, so that DistributedDataParallel can wrap it: DDP hooks a module's forward.
+    """
+
+    def __init__(self, model: LatentVariableModel, config: VAEConfig):
+        super().__init__()
+        self.model, self.config = model, config
+
+    def forward(self, rows: torch.Tensor, weight: float, total: int) -> tuple[torch.Tensor, torch.Tensor]:
+        try:
+            with autocast(rows.device, self.config.precision):
+                objective, terms = training_objective(self.model, rows, self.config, weight)
+        except ValueError:  # torch.distributions rejects NaN parameters
+            # A NaN loss on every weight: in a job, this rank still joins the gradient
+            # all-reduce (so no rank hangs) and every rank then sees a NaN gradient.
+            nan = torch.stack([p.sum() for p in self.parameters()]).sum() * math.nan
+            return nan, torch.full((3,), math.nan, dtype=torch.float64)
+        return -objective.float().sum() / total, _term_sums(terms)
+
+
 def _gradient_step(
-    model: LatentVariableModel,
-    optimizer: torch.optim.Optimizer,
-    batch: torch.Tensor,
-    config: VAEConfig,
-    weight: float,
-):
-    """One Adam step on the training objective of ``batch`` (KL weighted by ``weight``);
-    returns the (elbo, reconstruction, kl) sums of the batch (float64), or the name of
-    what became non-finite (then the weights are left untouched)."""
-    try:
-        with autocast(batch.device, config.precision):
-            objective, terms = training_objective(model, batch, config, weight)
-    except ValueError:  # torch.distributions rejects NaN parameters
-        return "network output"
-    loss = -objective.float().mean()
-    if not torch.isfinite(loss):
-        return "loss"
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    return _apply_gradient(model, optimizer, config) or _term_sums(terms)
-
-
-def _shard_step(
+    step: torch.nn.Module,
     model: LatentVariableModel,
     optimizer: torch.optim.Optimizer,
     batch: torch.Tensor,
@@ -138,32 +141,28 @@ def _shard_step(
     weight: float,
     group: Group,
 ):
-    """:func:`_gradient_step` of a global batch (B, D) of which this rank computes its block:
-    gradients of sum / B summed over the ranks, with the batch's ELBO sums."""
+    """One Adam step on the training objective of the global ``batch`` (KL weighted by
+    ``weight``), of which this rank computes its block; returns the batch's (elbo,
+    reconstruction, kl) sums, or the name of what became non-finite (then the weights are
+    left untouched). ``step`` is the :class:`TrainingLoss`, in a job wrapped in DDP."""
     offset, block = group.block(batch)
+    share = 1.0
+    if len(block) == 0:
+        # Fewer rows than ranks (a short last batch): compute the whole batch, which draws
+        # the same noise the other ranks draw, and count none of it.
+        offset, block, share = 0, batch, 0.0
     optimizer.zero_grad(set_to_none=True)
-    sums = torch.zeros(4, dtype=torch.float64, device=batch.device)  # elbo, reconstruction, kl, loss
-    try:
-        with block_of_global_draws(offset, len(block), len(batch)), autocast(batch.device, config.precision):
-            objective, terms = training_objective(model, block, config, weight)
-        loss = -objective.float().sum() / len(batch)
-        loss.backward()
-        sums[:3], sums[3] = _term_sums(terms), loss.detach().double()
-    except ValueError:  # torch.distributions rejects NaN parameters; the other ranks must still hear
-        sums[3] = math.nan
-    params = list(model.parameters())
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-    flat = torch.cat([sums, *(p.grad.reshape(-1).double() for p in params)])
-    group.all_reduce(flat)
-    if not torch.isfinite(flat[3]):
+    with block_of_global_draws(offset, len(block), len(batch)):
+        loss, sums = step(block, weight, len(batch))
+    if not group.active and not torch.isfinite(loss):
         return "loss"
-    start = 4
-    for p in params:
-        p.grad.copy_(flat[start : start + p.numel()].view_as(p))
-        start += p.numel()
-    return _apply_gradient(model, optimizer, config) or flat[:3].cpu()
+    with group.collective():
+        # DDP averages the ranks' gradients; each rank's loss is its share of the batch's sum.
+        (loss * (share * group.world_size)).backward()
+        reduced = group.all_reduce(share * torch.cat([sums, loss.detach().double().cpu().reshape(1)]))
+    if not torch.isfinite(reduced[3]):
+        return "loss"
+    return _apply_gradient(model, optimizer, config) or reduced[:3]
 
 
 def _term_sums(terms) -> torch.Tensor:
@@ -246,10 +245,10 @@ def train(
     """
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = make_optimizer(model, config)
-    group.broadcast_module(model)
     state = TrainingState(best_state=copy.deepcopy(model.state_dict()))
     if checkpoints is not None and checkpoints.resumed is not None:
         state = checkpoints.restore(model, optimizer, generator)
+    step = group.data_parallel(TrainingLoss(model, config))
     log_det = pre.log_abs_det_jacobian()
     device = next(model.parameters()).device
     show = group.is_main and (sys.stderr.isatty() if progress is None else progress)
@@ -302,10 +301,7 @@ def train(
                     rows = _next_rows(train_x, state, config.batch_size)
                     batch = pre.to_model(rows, generator).to(device, non_blocking=True)
                     weight = kl_weight(config, state.epoch + 1)
-                    if group.active:
-                        sums = _shard_step(model, optimizer, batch, config, weight, group)
-                    else:
-                        sums = _gradient_step(model, optimizer, batch, config, weight)
+                    sums = _gradient_step(step, model, optimizer, batch, config, weight, group)
                     if isinstance(sums, str):
                         diverged(sums)
                     state.sums += sums

@@ -1,0 +1,58 @@
+"""The standard-normal noise eps behind every reparameterized draw z = mu + L eps of q(z|x).
+
+aevb's Gaussians draw eps through :func:`standard_normal` (torch's own Normal
+and MultivariateNormal draw it inside torch.distributions, out of reach). One
+process draws exactly what torch would. A rank of a data-parallel job, inside
+:func:`block_of_global_draws`, draws eps for the *whole* global batch from the
+generator all ranks share and keeps its own rows: so the ranks together use
+the numbers one process would have used for that batch, and stay in step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch.distributions import MultivariateNormal, Normal
+
+# (offset, rows, total) while a rank computes its block of a global batch, else None.
+_block: tuple[int, int, int] | None = None
+
+
+def standard_normal(shape: torch.Size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """N(0, 1) draws of ``shape`` from torch's global generator (the same numbers
+    torch.distributions draws); inside :func:`block_of_global_draws`, a draw whose rows
+    (second-to-last dimension) are the block's is cut from one over the global batch."""
+    shape = tuple(shape)
+    if _block is not None and len(shape) >= 2 and shape[-2] == _block[1]:
+        offset, rows, total = _block
+        full = torch.empty((*shape[:-2], total, shape[-1]), dtype=dtype, device=device).normal_()
+        return full[..., offset : offset + rows, :]
+    return torch.empty(shape, dtype=dtype, device=device).normal_()
+
+
+@contextlib.contextmanager
+def block_of_global_draws(offset: int, rows: int, total: int):
+    """Draws inside take the noise of rows [offset, offset + rows) of a global batch of ``total``."""
+    global _block
+    previous, _block = _block, (None if rows == total else (offset, rows, total))
+    try:
+        yield
+    finally:
+        _block = previous
+
+
+class ReparameterizedNormal(Normal):
+    """torch's Normal, with its reparameterized draws' noise from :func:`standard_normal`."""
+
+    def rsample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        eps = standard_normal(self._extended_shape(sample_shape), self.loc.dtype, self.loc.device)
+        return self.loc + eps * self.scale
+
+
+class ReparameterizedMultivariateNormal(MultivariateNormal):
+    """torch's MultivariateNormal, with its reparameterized draws' noise from :func:`standard_normal`."""
+
+    def rsample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        eps = standard_normal(self._extended_shape(sample_shape), self.loc.dtype, self.loc.device)
+        return self.loc + (self.scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
