@@ -26,7 +26,7 @@ from safetensors.torch import save as save_tensors
 from .atomic import remove_stale_temporaries, replace_atomically
 from .config import VAEConfig
 from .errors import AevbError
-from .persistence import check_format
+from .persistence import CONFIG_FILE, WEIGHTS_FILE, check_format
 from .version import __version__
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -214,6 +214,21 @@ def read(folder: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     if not isinstance(meta.get("config"), dict):
         raise AevbError(f"the checkpoint {path} is damaged or incomplete (no configuration)")
     return meta, tensors
+
+
+def unfinished_run(folder: str | Path) -> bool:
+    """Does ``folder`` hold the checkpoint of a run that did not finish: no model saved
+    beside it, a model saved on an interrupt, or a checkpoint newer than the model
+    (a run killed after an earlier one had finished)?"""
+    folder = Path(folder)
+    path, model, config = folder / CHECKPOINT_FILE, folder / WEIGHTS_FILE, folder / CONFIG_FILE
+    if not path.is_file():
+        return False
+    try:
+        stopped = json.loads(config.read_text()).get("training", {}).get("stopped_because")
+        return stopped == "interrupted" or path.stat().st_mtime > model.stat().st_mtime
+    except (OSError, ValueError, AttributeError):
+        return True
 
 
 def saved_config(folder: str | Path) -> dict:

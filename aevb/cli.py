@@ -153,6 +153,11 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
         raise AevbError("--resume continues the run in its own folder; drop --out or give the same folder")
     if resume is not None and model_name != "vae":
         raise AevbError(f"--resume continues a VAE run; --model {model_name} fits in one go")
+    if resume is None and checkpoint.unfinished_run(out):
+        raise AevbError(
+            f"{out} holds an unfinished run; continue it with: aevb fit {source} --resume {out} "
+            f"(or start over in another --out folder, or delete {out / checkpoint.CHECKPOINT_FILE})"
+        )
     out = out or resume
     saved = checkpoint.saved_config(resume) if resume is not None else {}
     table_options = {name for name in TABLE_ONLY_OPTIONS if options.get(name) is not None or name in saved}

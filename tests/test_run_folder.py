@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
 
 import numpy as np
@@ -113,6 +114,35 @@ def test_resume_of_a_finished_run_saves_the_same_model(finished_run, tmp_path, c
     code = assert_ok(["fit", data, "--resume", run, "--quiet"], capsys)
     after = load_file(run / "model.safetensors")
     assert code == 0 and all(before[name].equal(after[name]) for name in before)
+
+
+@pytest.mark.parametrize("how", ["killed before any model was saved", "killed after an earlier run finished",
+                                 "interrupted"])
+def test_fit_out_refuses_to_overwrite_an_unfinished_run(finished_run, tmp_path, capsys, no_training, how):
+    data, run = finished_run
+    folder = tmp_path / "run"
+    shutil.copytree(run, folder)
+    if how == "killed before any model was saved":
+        (folder / "model.safetensors").unlink()
+        (folder / "config.json").unlink()
+    elif how == "killed after an earlier run finished":
+        later = (folder / "model.safetensors").stat().st_mtime + 5
+        os.utime(folder / "checkpoint.safetensors", (later, later))
+    else:
+        config = json.loads((folder / "config.json").read_text())
+        config["training"]["stopped_because"] = "interrupted"
+        (folder / "config.json").write_text(json.dumps(config))
+    kept = (folder / "checkpoint.safetensors").read_bytes()
+    assert_usage_error(capsys, ["fit", data, "--out", folder, *FIT], "unfinished run", f"--resume {folder}")
+    assert (folder / "checkpoint.safetensors").read_bytes() == kept
+
+
+def test_fit_out_over_a_finished_run_starts_over(finished_run, tmp_path, capsys):
+    data, run = finished_run
+    folder = tmp_path / "run"
+    shutil.copytree(run, folder)
+    assert_ok(["fit", data, "--out", folder, *FIT, "--latent-dim", 3], capsys)
+    assert aevb.load(folder).config.latent_dim == 3
 
 
 def assert_ok(args, capsys):
