@@ -180,27 +180,25 @@ class LatentModelEstimator:
         return float(self.score_samples(X, k, seed).mean())
 
     def elbo_samples(self, X, seed: int = 0) -> dict[str, np.ndarray]:
-        """Per-row ``elbo``, ``reconstruction`` and ``kl`` in nats, each of shape (n,)."""
+        """Per-row ``elbo``, ``reconstruction`` and ``kl`` in nats, each of shape (n,); and
+        ``kl_per_dimension``, KL(q(z_i|x) || p(z_i)) of each latent dimension (n, latent_dim),
+        where posterior and prior both factorize over the dimensions (else None)."""
 
         def compute(y):
             terms = elbo(self.model_, y)
-            return torch.stack([terms.elbo, terms.reconstruction, terms.kl])
+            rows = [terms.elbo, terms.reconstruction, terms.kl]
+            if terms.kl_per_dimension is not None:
+                rows.extend(terms.kl_per_dimension.T)
+            return torch.stack(rows)
 
-        elbo_, rec, kl = self._per_row(X, seed, compute)
+        elbo_, rec, kl, *per_dimension = self._per_row(X, seed, compute)
         log_det = self.preprocessor_.log_abs_det_jacobian()
-        return {"elbo": elbo_ + log_det, "reconstruction": rec + log_det, "kl": kl}
-
-    @torch.no_grad()
-    def kl_per_dimension_samples(self, X, seed: int = 0) -> np.ndarray | None:
-        """Per-row KL(q(z_i|x) || p(z_i)) of each latent dimension, shape (n, latent_dim), where
-        posterior and prior both factorize over the dimensions; None where the KL does not split."""
-
-        def compute(y):
-            per_dimension = kl_per_dimension(self.model_.posterior(y), self.model_.prior_distribution())
-            return y.new_zeros(0, len(y)) if per_dimension is None else per_dimension.T
-
-        per_dimension = self._per_row(X, seed, compute)
-        return per_dimension.T if len(per_dimension) else None
+        return {
+            "elbo": elbo_ + log_det,
+            "reconstruction": rec + log_det,
+            "kl": kl,
+            "kl_per_dimension": np.stack(per_dimension, axis=1) if per_dimension else None,
+        }
 
     @staticmethod
     def read_data(source, key: str | None = None):

@@ -46,7 +46,7 @@ def chunk_statistics(estimator, X, k: int, seed: int, proposal: str) -> np.ndarr
     terms = estimator.elbo_samples(X, seed)
     estimate = estimator.importance_samples(X, k, seed, proposal)
     codes = estimator.transform(X)  # (n, latent_dim)
-    kl_dims = estimator.kl_per_dimension_samples(X, seed)  # (n, latent_dim) or None
+    kl_dims = terms["kl_per_dimension"]  # (n, latent_dim) or None
     if estimator.has_exact_likelihood:
         exact = float(estimator.exact_score_samples(X, seed, average_noise=False).sum())
     else:

@@ -63,7 +63,7 @@ def test_memory_mapped_evaluate_equals_the_figures_of_its_rows_in_memory(fitted,
     seeds = [2 + i * streaming.SEED_STRIDE for i in range(5)]
     parts = [model.row_scores(rows[64 * i : 64 * i + 64], k=5, seed=s) for i, s in enumerate(seeds)]
     joined = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-    kl_dims = np.concatenate([model.kl_per_dimension_samples(rows[64 * i : 64 * i + 64], s) for i, s in enumerate(seeds)])
+    kl_dims = np.concatenate([model.elbo_samples(rows[64 * i : 64 * i + 64], s)["kl_per_dimension"] for i, s in enumerate(seeds)])
     for name in ("log_likelihood", "elbo", "reconstruction", "kl", "effective_sample_size"):
         assert figures[name] == pytest.approx(joined[name].mean(), rel=1e-12)
     ll = joined["log_likelihood"]
