@@ -71,7 +71,7 @@ class Group:
             raise RankFailed(
                 f"rank {self.rank} of {self.world_size} lost contact with another rank of the job "
                 f"(it died or timed out after {TIMEOUT_SECONDS}s: {first}); "
-                "resume from the last checkpoint with --resume at the same world size"
+                "continue from the last checkpoint with --resume"
             ) from None
 
     def all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:

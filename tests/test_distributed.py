@@ -148,3 +148,16 @@ def test_two_ranks_on_the_chunked_path_reach_the_weights_of_one_process(levels, 
     in_memory = one_process("fit", levels, "--out", tmp_path / "memory", "--epochs", 2, *FIT, *BATCH)
     assert in_memory.returncode == 0, in_memory.stderr
     assert max_weight_difference(tmp_path / "one", tmp_path / "memory") > 100 * WEIGHT_TOLERANCE  # another order
+
+
+def test_a_one_process_checkpoint_resumes_on_two_ranks(levels, tmp_path):
+    """The steps do not depend on the number of ranks, so neither does --resume."""
+    args = [*FIT, *BATCH, "--patience", 100]
+    first = one_process("fit", levels, "--out", tmp_path / "run", "--epochs", 2, *args)
+    assert first.returncode == 0, first.stderr
+    resumed = torchrun("fit", levels, "--resume", tmp_path / "run", "--epochs", 4, *args)
+    _, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    whole = one_process("fit", levels, "--out", tmp_path / "whole", "--epochs", 4, *args)
+    assert whole.returncode == 0, whole.stderr
+    assert max_weight_difference(tmp_path / "run", tmp_path / "whole") < WEIGHT_TOLERANCE
