@@ -23,6 +23,8 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
+from aevb.distributed import SINGLE, Group, RankFailed
+
 # Level data (dequantization noise) of 180 training rows, and a KL warm-up.
 FIT = ["--hidden", "16", "--latent-dim", "2", "--kl-warmup", "2", "--quiet", "--device", "cpu"]
 BATCH = ["--batch-size", "25"]
@@ -161,3 +163,13 @@ def test_a_one_process_checkpoint_resumes_on_two_ranks(levels, tmp_path):
     whole = one_process("fit", levels, "--out", tmp_path / "whole", "--epochs", 4, *args)
     assert whole.returncode == 0, whole.stderr
     assert max_weight_difference(tmp_path / "run", tmp_path / "whole") < WEIGHT_TOLERANCE
+
+
+def test_a_failed_collective_becomes_one_clear_error():
+    """What a rank says when its peer dies mid-step (gloo raises) or stops answering (timeout)."""
+    group = Group(rank=1, world_size=2)
+    with pytest.raises(RankFailed, match=r"^rank 1 of 2 lost contact .*Connection closed by peer\); .*--resume$"):
+        with group.collective():
+            raise RuntimeError("[../gloo/transport/tcp/pair.cc:534] Connection closed by peer\n(more)")
+    with pytest.raises(RuntimeError, match="not a collective"), SINGLE.collective():
+        raise RuntimeError("not a collective")  # a group of one passes errors through
