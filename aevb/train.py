@@ -128,8 +128,9 @@ class TrainingLoss(torch.nn.Module):
             # A NaN loss on every weight: in a job, this rank still joins the gradient
             # all-reduce (so no rank hangs) and every rank then sees a NaN gradient.
             nan = torch.stack([p.sum() for p in self.parameters()]).sum() * math.nan
-            return nan, torch.full((3,), math.nan, dtype=torch.float64)
-        return -objective.float().sum() / total, _term_sums(terms)
+            return nan, torch.full((3,), math.nan, dtype=torch.float64, device=rows.device)
+        sums = torch.stack([terms.elbo.sum(), terms.reconstruction.sum(), terms.kl.sum()]).detach().double()
+        return -objective.float().sum() / total, sums
 
 
 def _gradient_step(
@@ -159,14 +160,11 @@ def _gradient_step(
     with group.collective():
         # DDP averages the ranks' gradients; each rank's loss is its share of the batch's sum.
         (loss * (share * group.world_size)).backward()
-        reduced = group.all_reduce(share * torch.cat([sums, loss.detach().double().cpu().reshape(1)]))
+        # On the model's device: NCCL reduces GPU tensors only.
+        reduced = group.all_reduce(share * torch.cat([sums, loss.detach().double().reshape(1)])).cpu()
     if not torch.isfinite(reduced[3]):
         return "loss"
     return _apply_gradient(model, optimizer, config) or reduced[:3]
-
-
-def _term_sums(terms) -> torch.Tensor:
-    return torch.stack([terms.elbo.sum(), terms.reconstruction.sum(), terms.kl.sum()]).detach().double().cpu()
 
 
 def _apply_gradient(model: LatentVariableModel, optimizer: torch.optim.Optimizer, config: VAEConfig) -> str | None:
