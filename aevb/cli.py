@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import functools
 import json
+import os
 import re
 import sys
 import time
@@ -385,28 +386,41 @@ def printable(text: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f]", lambda match: repr(match.group())[1:-1], text)
 
 
+def run(argv: list[str] | None = None) -> int:
+    """The aevb command on ``argv``; its exit status. Errors print one line."""
+    try:
+        code = cli.main(args=argv, prog_name="aevb", standalone_mode=False)
+        distributed.leave(together=True)
+        return code or 0
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("aevb: interrupted", err=True)
+        return 130
+    except click.ClickException as error:
+        click.echo(printable(f"aevb: error: {error.format_message()}"), err=True)
+        return EXIT_USAGE
+    except TrainingInterrupted as stopped:
+        click.echo(printable(f"aevb: {stopped}"), err=True)
+        return stopped.exit_code
+    except AevbError as error:
+        click.echo(printable(f"aevb: error: {error}"), err=True)
+        return getattr(error, "exit_code", EXIT_USAGE)
+    finally:
+        distributed.leave()
+
+
 def main(argv: list[str] | None = None) -> None:
     # Flush subnormals before torch starts worker threads: Adam's decaying moments
     # otherwise slow every step down (see benchmarks/).
     torch.set_flush_denormal(True)
-    try:
-        code = cli.main(args=argv, prog_name="aevb", standalone_mode=False)
-        distributed.leave(together=True)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("aevb: interrupted", err=True)
-        sys.exit(130)
-    except click.ClickException as error:
-        click.echo(printable(f"aevb: error: {error.format_message()}"), err=True)
-        sys.exit(EXIT_USAGE)
-    except TrainingInterrupted as stopped:
-        click.echo(printable(f"aevb: {stopped}"), err=True)
-        sys.exit(stopped.exit_code)
-    except AevbError as error:
-        click.echo(printable(f"aevb: error: {error}"), err=True)
-        sys.exit(getattr(error, "exit_code", EXIT_USAGE))
-    finally:
-        distributed.leave()
-    sys.exit(code or 0)
+    code = run(argv)
+    if distributed.launched():
+        # A torchrun worker has saved and said all it will; skip the interpreter's teardown,
+        # where about 1 run in 30 aborted ("terminate called without an active exception",
+        # C++ threads destroyed at exit) and turned a finished job into a failed one.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
