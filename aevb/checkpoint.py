@@ -52,7 +52,7 @@ class TrainingState:
     seconds: float = 0.0
     order: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.int64))
     sums: torch.Tensor = field(default_factory=lambda: torch.zeros(3, dtype=torch.float64))
-    best_elbo: float | None = None
+    best_elbo: float | None = None  # the best validation bound: the ELBO, or IWAE_k under objective iwae
     best_epoch: int = 0
     history: list[dict] = field(default_factory=list)
 

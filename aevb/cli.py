@@ -25,6 +25,7 @@ from . import checkpoint, data, distributed, streaming
 from .config import LinearConfig, TableConfig, VAEConfig
 from .errors import AevbError, TrainingInterrupted, TrainingStopped
 from .estimator import VAE
+from .train import validation_bound
 from .images import save_grid
 from .persistence import load
 from .registry import ESTIMATORS
@@ -199,11 +200,11 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
             f"{time.perf_counter() - started:.1f}s; training log p(x) {model.score(dataset):.2f} nats/row; saved to {out}"
         ))
     elif not quiet:
-        best = model.history_[model.best_epoch_ - 1]
+        bound_name, bound = validation_bound(model.history_[model.best_epoch_ - 1])
         click.echo(printable(
             f"trained on {shape[0]} rows x {shape[1]} {'columns' if table else 'features'} in "
             f"{time.perf_counter() - started:.1f}s ({len(model.history_)} epochs, stopped by {model.stopped_because_}); "
-            f"best validation ELBO {best['val_elbo']:.2f} nats/row at epoch {model.best_epoch_}; saved to {out}"
+            f"best validation {bound_name} {bound:.2f} nats/row at epoch {model.best_epoch_}; saved to {out}"
         ))
 
 

@@ -1,5 +1,6 @@
 """The training loop: minibatch Adam on the training objective (the ELBO unless the
-config says otherwise), early stopping on the validation ELBO, metrics, checkpoints.
+config says otherwise), early stopping on the validation bound that training maximizes
+(the ELBO, or IWAE_k under ``objective="iwae"``), metrics, checkpoints.
 
 The data stays one tensor; each epoch indexes shuffled batches out of it,
 which on a CPU is much faster than a per-row Dataset. Rows too many for memory
@@ -28,7 +29,7 @@ from .distributed import SINGLE, Group
 from .errors import TrainingDiverged, TrainingInterrupted
 from .model import LatentVariableModel
 from .noise import block_of_global_draws
-from .objectives import elbo, kl_weight, training_objective
+from .objectives import elbo, iwae, kl_weight, training_objective
 from .preprocess import Preprocessor
 from .signals import Caught, deferred_signals
 
@@ -36,6 +37,17 @@ METRIC_FIELDS = [
     "epoch", "seconds", "train_elbo", "train_reconstruction", "train_kl",
     "val_elbo", "val_reconstruction", "val_kl",
 ]
+# Under objective iwae, metrics.csv also has the validation IWAE_k, which early stopping watches.
+IWAE_FIELD = "val_iwae"
+
+
+def metric_fields(config: VAEConfig) -> list[str]:
+    return METRIC_FIELDS + ([IWAE_FIELD] if config.objective == "iwae" else [])
+
+
+def validation_bound(row: dict) -> tuple[str, float]:
+    """The name and value of the bound early stopping watches in a metrics row."""
+    return ("IWAE", row[IWAE_FIELD]) if IWAE_FIELD in row else ("ELBO", row["val_elbo"])
 
 
 @dataclass
@@ -75,18 +87,22 @@ def mean_elbo_terms(
     x: torch.Tensor | ChunkedRows,
     batch_size: int,
     generator: torch.Generator,
+    k: int | None = None,
 ) -> dict[str, float]:
     """Mean ELBO, reconstruction and KL over the rows x, in nats per row of the user's data
-    (chunked rows: batches within each chunk, in file order)."""
-    sums = {"elbo": 0.0, "reconstruction": 0.0, "kl": 0.0}
+    (chunked rows: batches within each chunk, in file order); with ``k``, IWAE_k too."""
+    sums = {"elbo": 0.0, "reconstruction": 0.0, "kl": 0.0, **({"iwae": 0.0} if k else {})}
     log_det = pre.log_abs_det_jacobian()
     for part in x.chunks() if isinstance(x, ChunkedRows) else [x]:
         for start in range(0, len(part), batch_size):
             device = next(model.parameters()).device
-            terms = elbo(model, pre.to_model(part[start : start + batch_size], generator).to(device))
-            sums["elbo"] += float(terms.elbo.sum()) + log_det * len(terms.elbo)
-            sums["reconstruction"] += float(terms.reconstruction.sum()) + log_det * len(terms.elbo)
+            y = pre.to_model(part[start : start + batch_size], generator).to(device)
+            terms = elbo(model, y)
+            sums["elbo"] += float(terms.elbo.sum()) + log_det * len(y)
+            sums["reconstruction"] += float(terms.reconstruction.sum()) + log_det * len(y)
             sums["kl"] += float(terms.kl.sum())
+            if k:
+                sums["iwae"] += float(iwae(model, y, k).sum()) + log_det * len(y)
     return {name: total / len(x) for name, total in sums.items()}
 
 
@@ -191,15 +207,16 @@ def _metrics_row(state: TrainingState, val: dict[str, float], n_train: int, log_
         "val_elbo": val["elbo"],
         "val_reconstruction": val["reconstruction"],
         "val_kl": val["kl"],
+        **({IWAE_FIELD: val["iwae"]} if "iwae" in val else {}),
     }
 
 
-def _open_metrics(path: Path | None, history: list[dict]):
+def _open_metrics(path: Path | None, history: list[dict], fields: list[str]):
     """metrics.csv rewritten from ``history`` (so a resumed run repeats no row); None without a path."""
     if path is None:
         return None, None
     handle = open(path, "w", newline="")
-    writer = csv.DictWriter(handle, fieldnames=METRIC_FIELDS)
+    writer = csv.DictWriter(handle, fieldnames=fields)
     writer.writeheader()
     writer.writerows(history)
     handle.flush()
@@ -280,7 +297,7 @@ def train(
         if group.is_main:
             checkpoints.save(state, model, optimizer, generator)
 
-    metrics_file, writer = _open_metrics(metrics_path, state.history)
+    metrics_file, writer = _open_metrics(metrics_path, state.history, metric_fields(config))
     threads = torch.get_num_threads()
     torch.set_num_threads(loop_threads(model, config.batch_size, threads))
     bar = tqdm(total=config.epochs, initial=state.epoch, desc="training", unit="epoch", disable=not show, leave=False)
@@ -311,24 +328,26 @@ def train(
                         save_checkpoint()
                 model.eval()
                 try:
-                    val = mean_elbo_terms(model, pre, val_x, 1024, torch.Generator().manual_seed(config.seed + 1))
+                    k = config.k if config.objective == "iwae" else None
+                    val = mean_elbo_terms(model, pre, val_x, 1024, torch.Generator().manual_seed(config.seed + 1), k)
                 except ValueError:  # torch.distributions rejects NaN parameters
                     diverged("network output")
-                if not math.isfinite(val["elbo"]):
-                    diverged("validation ELBO")
+                if not all(map(math.isfinite, val.values())):
+                    diverged("validation " + ("IWAE" if "iwae" in val else "ELBO"))
                 state.position = 0
                 state.epoch += 1
                 state.seconds = time.perf_counter() - started
                 row = _metrics_row(state, val, len(train_x), log_det)
+                _, bound = validation_bound(row)
                 state.history.append(row)
                 if writer is not None:
                     writer.writerow(row)
                     metrics_file.flush()
-                if state.best_elbo is None or val["elbo"] > state.best_elbo:
-                    state.best_elbo, state.best_epoch = val["elbo"], state.epoch
+                if state.best_elbo is None or bound > state.best_elbo:
+                    state.best_elbo, state.best_epoch = bound, state.epoch
                     state.best_state = copy.deepcopy(model.state_dict())
                 bar.update(1)
-                bar.set_postfix(val_elbo=f"{val['elbo']:.2f}", best=f"{state.best_elbo:.2f}@{state.best_epoch}")
+                bar.set_postfix(val=f"{bound:.2f}", best=f"{state.best_elbo:.2f}@{state.best_epoch}")
                 if checkpoints is not None:
                     save_checkpoint()
     finally:

@@ -66,6 +66,35 @@ def test_iwae_objective_is_the_iwae_bound_on_the_same_draws(posterior):
     assert (terms.elbo <= objective + 1e-12).all()  # mean of log w <= log mean of w, draw by draw
 
 
+def test_iwae_training_stops_early_on_the_validation_iwae(monkeypatch, capsys, tmp_path):
+    """Under --objective iwae, model selection watches the validation IWAE_k (in metrics.csv as
+    val_iwae), not the ELBO: here a validation IWAE made to worsen every epoch keeps epoch 1."""
+    import aevb.train
+
+    real, epochs = aevb.train.iwae, []
+
+    def worse_every_epoch(model, x, k):
+        epochs.append(k)
+        return real(model, x, k) - 1000.0 * len(epochs)
+
+    rows = np.random.default_rng(0).normal(size=(120, 4))
+    np.save(tmp_path / "x.npy", rows)
+    plain = VAE(objective="iwae", k=3, epochs=4, hidden=(8,), latent_dim=2, patience=100).fit(rows)
+    assert all(row["val_iwae"] > row["val_elbo"] for row in plain.history_)  # IWAE_3 >= ELBO
+    monkeypatch.setattr(aevb.train, "iwae", worse_every_epoch)
+    args = ["fit", tmp_path / "x.npy", "--out", tmp_path / "run", "--objective", "iwae", "--k", 3, "--epochs", 4,
+            "--hidden", 8, "--latent-dim", 2, "--patience", 100]
+    assert call(args) == 0
+    assert epochs == [3, 3, 3, 3]  # one validation pass per epoch, with the training k
+    assert load(tmp_path / "run").best_epoch_ == 1
+    assert "best validation IWAE" in capsys.readouterr().out
+    header, *lines = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert header.endswith(",val_iwae")
+    val_elbo = [float(line.split(",")[header.split(",").index("val_elbo")]) for line in lines]
+    assert np.argmax(val_elbo) > 0, "the ELBO alone would have kept a later epoch"
+    assert "val_iwae" not in VAE(epochs=1, hidden=(8,), latent_dim=2).fit(rows).history_[0]
+
+
 def test_training_objective_gradient_reaches_every_parameter():
     for posterior, prior in itertools.product(POSTERIOR_HEADS, PRIORS):
         model, config = small_model(posterior=posterior, prior=prior, prior_components=2, objective="iwae", k=2)
