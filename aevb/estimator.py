@@ -15,7 +15,8 @@ from .config import VAEConfig
 from .data import Dataset, validated
 from .errors import AevbError, TrainingStopped
 from .model import LatentVariableModel, build_vae
-from .objectives import elbo, importance_sampling, kl_per_dimension
+from .noise import seeded_draws
+from .objectives import elbo, importance_sampling
 from .preprocess import Preprocessor
 from .shards import is_lazy
 from .train import TrainingResult, train
@@ -99,13 +100,12 @@ class LatentModelEstimator:
     def _per_row(self, X, seed: int, compute) -> np.ndarray:
         """compute(y) on model-space batches of the rows of X; results (..., B) joined to (..., n).
 
-        Dequantization noise and the draws of z come from ``seed``, so a call is repeatable.
+        Dequantization noise and the draws of z come from ``seed`` (:func:`seeded_draws`),
+        so a call is repeatable.
         """
         x = self._rows(X)
-        generator = torch.Generator().manual_seed(seed)
         parts = []
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_draws(seed) as generator:
             for start in range(0, len(x), EVAL_ROWS):
                 parts.append(compute(self.preprocessor_.to_model(x[start : start + EVAL_ROWS], generator)))
         return torch.cat(parts, dim=-1).double().numpy()

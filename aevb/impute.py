@@ -7,7 +7,8 @@ For a row with observed cells x_o, draws z_k ~ q(z|x_o) with self-normalized wei
 make sum_k w_k p(x_m|z_k) an estimate of p(x_m|x_o). The single best guess is
 its mean for continuous cells and its most probable value for categories and
 booleans; multiple imputations are draws from it (sampling importance
-resampling: pick k with probability w_k, then draw x_m ~ p(x_m|z_k)).
+resampling: pick k with probability w_k, then draw x_m ~ p(x_m|z_k), afresh for each
+imputation).
 Observed cells are returned unchanged.
 """
 
@@ -34,10 +35,11 @@ def impute(model: LatentVariableModel, x: torch.Tensor, k: int = 100, multiple: 
     holes = torch.isnan(x)
     if multiple is None:
         return torch.where(holes, likelihood.point_prediction(weights), x)
-    draws = likelihood.sample()  # (k, B, C)
+    # A fresh x for every imputation: two imputations that pick the same z_k (likely where
+    # one weight dominates) must still differ by a draw of p(x_m|z_k).
+    draws = likelihood.sample((multiple,))  # (M, k, B, C)
     picks = Categorical(probs=weights.T).sample((multiple,))  # (M, B)
-    rows = torch.arange(x.shape[0])
-    chosen = draws[picks, rows]  # (M, B, C)
+    chosen = draws[torch.arange(multiple)[:, None], picks, torch.arange(x.shape[0])]  # (M, B, C)
     return torch.where(holes, chosen, x)
 
 

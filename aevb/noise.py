@@ -42,6 +42,22 @@ def block_of_global_draws(offset: int, rows: int, total: int):
         _block = previous
 
 
+# Part i of a pass seeded with s (a chunk of rows to score, a validation batch) draws from
+# s + i * SEED_STRIDE, whichever process computes it.
+SEED_STRIDE = 1_000_003
+
+
+@contextlib.contextmanager
+def seeded_draws(seed: int, device: torch.device = torch.device("cpu")):
+    """Inside, every draw follows from ``seed`` alone, and torch's global generator is left as
+    it was. Yields the generator of the dequantization noise (seeded with ``seed``); the z of
+    q(z|x) come from torch's global generator seeded with ``seed + 1``: one seed for both
+    would draw the same numbers twice, tying a row's dequantization noise to its z."""
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        torch.manual_seed(seed + 1)
+        yield torch.Generator().manual_seed(seed)
+
+
 class ReparameterizedNormal(Normal):
     """torch's Normal, with its reparameterized draws' noise from :func:`standard_normal`."""
 

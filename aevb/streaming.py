@@ -30,10 +30,10 @@ import torch.distributed as dist
 from .data import Dataset, _unreadable, validated
 from .distributed import SINGLE, Group
 from .errors import AevbError
+from .noise import SEED_STRIDE
 from .shards import Shards, shard_files
 
 CHUNK_ROWS = 16384
-SEED_STRIDE = 1_000_003
 
 
 def chunk_seed(seed: int, index: int) -> int:

@@ -28,7 +28,7 @@ from .devices import autocast
 from .distributed import SINGLE, Group
 from .errors import TrainingDiverged, TrainingInterrupted
 from .model import LatentVariableModel
-from .noise import block_of_global_draws
+from .noise import SEED_STRIDE, block_of_global_draws, seeded_draws
 from .objectives import elbo, iwae, kl_weight, training_objective
 from .preprocess import Preprocessor
 from .signals import Caught, deferred_signals
@@ -37,6 +37,8 @@ METRIC_FIELDS = [
     "epoch", "seconds", "train_elbo", "train_reconstruction", "train_kl",
     "val_elbo", "val_reconstruction", "val_kl",
 ]
+# Rows per batch of the validation pass.
+VALIDATION_ROWS = 1024
 # Under objective iwae, metrics.csv also has the validation IWAE_k, which early stopping watches.
 IWAE_FIELD = "val_iwae"
 
@@ -86,24 +88,42 @@ def mean_elbo_terms(
     pre: Preprocessor,
     x: torch.Tensor | ChunkedRows,
     batch_size: int,
-    generator: torch.Generator,
+    seed: int,
     k: int | None = None,
+    group: Group = SINGLE,
 ) -> dict[str, float]:
     """Mean ELBO, reconstruction and KL over the rows x, in nats per row of the user's data
-    (chunked rows: batches within each chunk, in file order); with ``k``, IWAE_k too."""
-    sums = {"elbo": 0.0, "reconstruction": 0.0, "kl": 0.0, **({"iwae": 0.0} if k else {})}
+    (chunked rows: batches within each chunk, in file order); with ``k``, IWAE_k too.
+
+    Batch i draws from ``seed + i * SEED_STRIDE`` (:func:`seeded_draws`), whoever computes
+    it, and leaves torch's global generator alone: in a torchrun job rank r computes batches
+    r, r + W, ... and the sums are all-reduced, to the figures of one process. NaN weights
+    give NaN figures (every rank still joins the all-reduce).
+    """
+    names = ["elbo", "reconstruction", "kl", *(["iwae"] if k else [])]
+    device = next(model.parameters()).device
+    sums = torch.zeros(len(names), dtype=torch.float64, device=device)
     log_det = pre.log_abs_det_jacobian()
-    for part in x.chunks() if isinstance(x, ChunkedRows) else [x]:
-        for start in range(0, len(part), batch_size):
-            device = next(model.parameters()).device
-            y = pre.to_model(part[start : start + batch_size], generator).to(device)
-            terms = elbo(model, y)
-            sums["elbo"] += float(terms.elbo.sum()) + log_det * len(y)
-            sums["reconstruction"] += float(terms.reconstruction.sum()) + log_det * len(y)
-            sums["kl"] += float(terms.kl.sum())
-            if k:
-                sums["iwae"] += float(iwae(model, y, k).sum()) + log_det * len(y)
-    return {name: total / len(x) for name, total in sums.items()}
+    parts = x.chunks() if isinstance(x, ChunkedRows) else [x]
+    batches = (part[start : start + batch_size] for part in parts for start in range(0, len(part), batch_size))
+    for index, rows in enumerate(batches):
+        if index % group.world_size != group.rank:
+            continue
+        with seeded_draws(seed + index * SEED_STRIDE, device) as generator:
+            y = pre.to_model(rows, generator).to(device)
+            try:
+                terms = elbo(model, y)
+                bound = iwae(model, y, k) if k else None
+            except ValueError:  # torch.distributions rejects NaN parameters
+                sums.fill_(math.nan)
+                break
+        jacobian = log_det * len(y)  # log p of the user's data = log p of the model's + this, per row
+        values = [terms.elbo.sum() + jacobian, terms.reconstruction.sum() + jacobian, terms.kl.sum()]
+        if k:
+            values.append(bound.sum() + jacobian)
+        sums += torch.stack(values).double()
+    group.all_reduce(sums)
+    return dict(zip(names, (sums / len(x)).tolist()))
 
 
 def _next_rows(train_x: torch.Tensor | ChunkedRows, state: TrainingState, batch_size: int) -> torch.Tensor:
@@ -327,11 +347,8 @@ def train(
                     if checkpoints is not None and state.position < len(train_x) and checkpoints.due():
                         save_checkpoint()
                 model.eval()
-                try:
-                    k = config.k if config.objective == "iwae" else None
-                    val = mean_elbo_terms(model, pre, val_x, 1024, torch.Generator().manual_seed(config.seed + 1), k)
-                except ValueError:  # torch.distributions rejects NaN parameters
-                    diverged("network output")
+                k = config.k if config.objective == "iwae" else None
+                val = mean_elbo_terms(model, pre, val_x, VALIDATION_ROWS, config.seed + 1, k, group)
                 if not all(map(math.isfinite, val.values())):
                     diverged("validation " + ("IWAE" if "iwae" in val else "ELBO"))
                 state.position = 0

@@ -95,10 +95,14 @@ def test_chunked_fit_interrupted_mid_chunk_then_resumed_gives_identical_weights(
 
 
 def test_chunked_fit_learns_about_as_well_as_in_memory(levels_file, small_chunks):
-    """Same data, same epochs: the held-out ELBO of the block shuffle is within 2% of the full shuffle's."""
-    in_memory = VAE(epochs=40, **OPTIONS).fit(mapped(levels_file))
-    in_chunks = VAE(epochs=40, **OPTIONS, **CHUNKED).fit(mapped(levels_file))
-    memory_elbo = max(row["val_elbo"] for row in in_memory.history_)
-    chunk_elbo = max(row["val_elbo"] for row in in_chunks.history_)
+    """Same data, same epochs: the held-out ELBO of the block shuffle, averaged over 4 seeds, is
+    within 2% of the full shuffle's. (One seed is not enough: from seed to seed the best ELBO
+    of either moves by up to 4%; the averages differed by 0.5%.)"""
+    best = {"memory": [], "chunks": []}
+    for seed in range(4):
+        for name, options in [("memory", {}), ("chunks", CHUNKED)]:
+            model = VAE(epochs=40, seed=seed, **OPTIONS, **options).fit(mapped(levels_file))
+            best[name].append(max(row["val_elbo"] for row in model.history_))
+    memory_elbo, chunk_elbo = np.mean(best["memory"]), np.mean(best["chunks"])
     print(f"best held-out ELBO: in memory {memory_elbo:.3f}, in chunks {chunk_elbo:.3f} nats/row")
     assert abs(chunk_elbo - memory_elbo) < 0.02 * abs(memory_elbo)
