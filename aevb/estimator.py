@@ -15,7 +15,7 @@ from .config import VAEConfig
 from .data import Dataset, validated
 from .errors import AevbError, TrainingStopped
 from .model import LatentVariableModel, build_vae
-from .noise import seeded_draws
+from .noise import global_seed, seeded_draws
 from .objectives import elbo, importance_sampling
 from .preprocess import Preprocessor
 from .shards import is_lazy
@@ -381,7 +381,7 @@ class VAE(LatentModelEstimator):
         elif resume:
             raise AevbError("resume=True needs the run_dir of the run to continue")
         with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-            torch.manual_seed(config.seed)
+            torch.manual_seed(global_seed(config.seed))  # train() seeds its own generator with config.seed
             self._build(values.shape[1], pre, image_shape)
             self.model_.to(device)
             train_x, val_x = _training_rows(values, val_rows, train_rows, config)

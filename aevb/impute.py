@@ -9,7 +9,8 @@ its mean for continuous cells and its most probable value for categories and
 booleans; multiple imputations are draws from it (sampling importance
 resampling: pick k with probability w_k, then draw x_m ~ p(x_m|z_k), afresh for each
 imputation).
-Observed cells are returned unchanged.
+Observed cells are returned unchanged. The same prediction, of a cell that is there
+from the row's other cells, scores how unusual each cell is.
 """
 
 from __future__ import annotations
@@ -43,9 +44,19 @@ def impute(model: LatentVariableModel, x: torch.Tensor, k: int = 100, multiple: 
     return torch.where(holes, chosen, x)
 
 
-def column_contributions(model: LatentVariableModel, x: torch.Tensor, k: int = 100) -> torch.Tensor:
-    """sum_k w_k log p(x_j|z_k) per observed cell, shape (B, C), 0 for holes: each
-    column's expected log-likelihood under the (importance-weighted) posterior, which
-    says which cell of a row the model finds unlikely."""
-    _, likelihood, weights = posterior_weights(model, x, k)
-    return (weights.unsqueeze(-1) * likelihood.column_log_prob(x)).sum(0)
+def conditional_column_scores(model: LatentVariableModel, x: torch.Tensor, k: int = 100) -> torch.Tensor:
+    """log p(x_j | the row's other observed cells) per observed cell, shape (B, C), 0 for holes.
+
+    Each column j in turn is hidden and predicted from the rest, as a hole would be:
+    log sum_k w_k p(x_j|z_k), with z_k ~ q(z|x_-j) and w_k the normalized weights given
+    x_-j. Conditioning on the others only, a cell far from what they predict scores low
+    itself instead of pulling z towards it and making its neighbours look odd.
+    """
+    scores = torch.zeros_like(x)
+    for j in range(x.shape[-1]):
+        others = x.clone()
+        others[:, j] = float("nan")
+        _, likelihood, weights = posterior_weights(model, others, k)
+        cell = likelihood.column_log_prob(x)[..., j]  # (k, B)
+        scores[:, j] = torch.logsumexp(weights.log() + cell, dim=0)
+    return torch.where(torch.isnan(x), torch.zeros((), dtype=x.dtype), scores)

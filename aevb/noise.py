@@ -47,14 +47,20 @@ def block_of_global_draws(offset: int, rows: int, total: int):
 SEED_STRIDE = 1_000_003
 
 
+def global_seed(seed: int) -> int:
+    """The seed of torch's global generator (weights at the start, z of q(z|x)) in work whose
+    own generator (batch order, dequantization noise) is seeded with ``seed``: one seed for
+    both would draw the same numbers twice, tying dequantization noise to the z of rows."""
+    return seed + 1
+
+
 @contextlib.contextmanager
 def seeded_draws(seed: int, device: torch.device = torch.device("cpu")):
     """Inside, every draw follows from ``seed`` alone, and torch's global generator is left as
-    it was. Yields the generator of the dequantization noise (seeded with ``seed``); the z of
-    q(z|x) come from torch's global generator seeded with ``seed + 1``: one seed for both
-    would draw the same numbers twice, tying a row's dequantization noise to its z."""
+    it was. Yields the generator of the dequantization noise, seeded with ``seed``; z comes
+    from torch's global generator, seeded with :func:`global_seed`."""
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-        torch.manual_seed(seed + 1)
+        torch.manual_seed(global_seed(seed))
         yield torch.Generator().manual_seed(seed)
 
 

@@ -7,7 +7,7 @@ import torch
 
 from .config import TableConfig
 from .estimator import VAE, _check_positive_int
-from .impute import column_contributions, impute
+from .impute import conditional_column_scores, impute
 from .model import LatentVariableModel, build_table_vae
 from .table_io import read_table
 from .table_preprocess import TablePreprocessor
@@ -103,14 +103,14 @@ class TabularVAE(VAE):
         return out
 
     def row_scores(self, X, k: int = 100, seed: int = 0, proposal="posterior") -> dict[str, np.ndarray]:
-        """The scores of every model, plus ``n_observed`` cells per row and, per column, its
-        share of the row's likelihood: sum_k w_k log p(x_j|z_k) under the importance-weighted
-        posterior (``<column>_log_likelihood``, empty for a hole). The lowest marks the cell
-        that makes a row unusual."""
+        """The scores of every model, plus ``n_observed`` cells per row and, per column, the
+        cell's log-likelihood given the row's other cells, log p(x_j | x_-j), estimated with
+        k importance-weighted draws (``<column>_log_likelihood``, empty for a hole). The
+        lowest marks the cell that makes a row unusual."""
         scores = super().row_scores(X, k, seed, proposal)
         rows = self._rows(X)
         scores["n_observed"] = (~torch.isnan(rows)).sum(-1).double().numpy()
-        per_column = self._per_row(X, seed, lambda y: column_contributions(self.model_, y, k).T)  # (C, n)
+        per_column = self._per_row(X, seed, lambda y: conditional_column_scores(self.model_, y, k).T)  # (C, n)
         holes = torch.isnan(rows).T.numpy()  # (C, n)
         for column, values, missing in zip(self.schema_.columns, per_column, holes):
             scores[f"{column.name}_log_likelihood"] = np.where(missing, np.nan, values)

@@ -259,7 +259,7 @@ def train(
 
     Randomness comes from torch's global generator (draws of z) and a generator
     seeded from ``config.seed`` (batch order, dequantization); callers seed the
-    former. ``progress=None`` shows a bar only when stderr is a terminal.
+    former, with :func:`aevb.noise.global_seed` of ``config.seed``. ``progress=None`` shows a bar only when stderr is a terminal.
 
     With ``checkpoints``, a checkpoint is written before the first step, after
     every epoch, every ``checkpoint_every`` seconds and on SIGINT/SIGTERM (then
