@@ -25,12 +25,12 @@ from . import checkpoint, data, distributed, streaming
 from .config import LinearConfig, TableConfig, VAEConfig
 from .errors import AevbError, TrainingInterrupted, TrainingStopped
 from .estimator import VAE
-from .train import validation_bound
 from .images import save_grid
 from .persistence import load
 from .registry import ESTIMATORS
 from .table_estimator import TabularVAE
 from .table_io import is_table_file, read_table, write_table
+from .train import validation_bound
 
 EXIT_USAGE = 2
 

@@ -1,4 +1,5 @@
-"""The standard-normal noise eps behind every reparameterized draw z = mu + L eps of q(z|x).
+"""Where aevb's random numbers come from: the noise eps behind every reparameterized draw
+z = mu + L eps of q(z|x), and the seeds of repeatable passes over rows.
 
 aevb's Gaussians draw eps through :func:`standard_normal` (torch's own Normal
 and MultivariateNormal draw it inside torch.distributions, out of reach). One
@@ -6,6 +7,9 @@ process draws exactly what torch would. A rank of a data-parallel job, inside
 :func:`block_of_global_draws`, draws eps for the *whole* global batch from the
 generator all ranks share and keeps its own rows: so the ranks together use
 the numbers one process would have used for that batch, and stay in step.
+
+Scoring and validation draw each part of their rows from a seed of its own
+(:func:`seeded_draws`), so that any process can compute any part.
 """
 
 from __future__ import annotations
