@@ -36,11 +36,11 @@ def impute(model: LatentVariableModel, x: torch.Tensor, k: int = 100, multiple: 
     holes = torch.isnan(x)
     if multiple is None:
         return torch.where(holes, likelihood.point_prediction(weights), x)
-    # A fresh x for every imputation: two imputations that pick the same z_k (likely where
-    # one weight dominates) must still differ by a draw of p(x_m|z_k).
-    draws = likelihood.sample((multiple,))  # (M, k, B, C)
     picks = Categorical(probs=weights.T).sample((multiple,))  # (M, B)
-    chosen = draws[torch.arange(multiple)[:, None], picks, torch.arange(x.shape[0])]  # (M, B, C)
+    rows = torch.arange(x.shape[0])
+    # A fresh x for every imputation (one (k, B, C) draw at a time, to bound memory): two
+    # imputations that pick the same z_k, likely where one weight dominates, still differ.
+    chosen = torch.stack([likelihood.sample()[pick, rows] for pick in picks])  # (M, B, C)
     return torch.where(holes, chosen, x)
 
 
