@@ -177,7 +177,6 @@ class Checkpoints:
         meta, tensors = self.resumed
         part = lambda prefix: {n[len(prefix):]: t for n, t in tensors.items() if n.startswith(prefix)}  # noqa: E731
         try:
-            model.load_state_dict(part("model/"), strict=True)
             _unflatten_optimizer(optimizer, part("optimizer/"), meta["optimizer"])
             torch.set_rng_state(tensors["rng/torch"])
             generator.set_state(tensors["rng/batches"])
@@ -186,7 +185,7 @@ class Checkpoints:
                 best_state=part("best/"),
                 order=tensors["order"],
                 sums=tensors["sums"],
-                **{name: progress[name] for name in progress},
+                **progress,
             )
             model.load_state_dict(state.best_state, strict=True)  # checks the best weights fit too
             model.load_state_dict(part("model/"), strict=True)

@@ -20,6 +20,28 @@ import numpy as np
 CHUNK_ROWS = 16384
 
 
+def moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sum of squared deviations M2 over the rows (axis 0)."""
+    mean = x.mean(axis=0)
+    return mean, ((x - mean) ** 2).sum(axis=0)
+
+
+def merge_moments(a: tuple, b: tuple) -> tuple:
+    """The (n, mean, M2) of rows a followed by rows b: the pairwise update above."""
+    (n_a, mean_a, m2_a), (n_b, mean_b, m2_b) = a, b
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    return n, mean_a + delta * (n_b / n), m2_a + m2_b + delta**2 * (n_a * n_b / n)
+
+
+def is_binary(x: np.ndarray) -> bool:
+    return bool(np.isin(x, (0.0, 1.0)).all())
+
+
+def is_levels(x: np.ndarray) -> bool:
+    return bool((x >= 0).all() and (x == np.round(x)).all())
+
+
 @dataclass
 class ColumnStatistics:
     """Row count; per column (D,): mean, sum of squared deviations M2; the largest |x|
@@ -44,22 +66,17 @@ class ColumnStatistics:
         """The statistics of the rows x (n, D)."""
         x = np.asarray(x, dtype=np.float64)
         with np.errstate(over="ignore", invalid="ignore"):  # values past 1e30 are refused by the caller
-            mean = x.mean(axis=0)
-            m2 = ((x - mean) ** 2).sum(axis=0)
+            mean, m2 = moments(x)
         return cls(
-            n=len(x), mean=mean, m2=m2,
-            largest_abs=float(np.abs(x).max()),
-            maximum=float(x.max()), binary=bool(np.isin(x, (0.0, 1.0)).all()),
-            levels=bool((x >= 0).all() and (x == np.round(x)).all()),
+            n=len(x), mean=mean, m2=m2, largest_abs=float(np.abs(x).max()),
+            maximum=float(x.max()), binary=is_binary(x), levels=is_levels(x),
         )
 
     def merge(self, other: "ColumnStatistics") -> "ColumnStatistics":
         """The statistics of these rows followed by ``other``'s."""
-        n = self.n + other.n
-        delta = other.mean - self.mean
+        n, mean, m2 = merge_moments((self.n, self.mean, self.m2), (other.n, other.mean, other.m2))
         return ColumnStatistics(
-            n=n, mean=self.mean + delta * (other.n / n), m2=self.m2 + other.m2 + delta**2 * (self.n * other.n / n),
-            largest_abs=max(self.largest_abs, other.largest_abs),
+            n=n, mean=mean, m2=m2, largest_abs=max(self.largest_abs, other.largest_abs),
             maximum=max(self.maximum, other.maximum), binary=self.binary and other.binary,
             levels=self.levels and other.levels,
         )

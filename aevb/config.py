@@ -124,7 +124,7 @@ class VAEConfig(Options):
         default=0.1, metadata={"help": "Share of rows held out for early stopping."}
     )
     patience: int = field(
-        default=30, metadata={"help": "Stop after this many epochs without a better validation ELBO."}
+        default=30, metadata={"help": "Stop after this many epochs without a better validation bound (ELBO; IWAE under --objective iwae)."}
     )
     max_time: float | None = field(
         default=None, metadata={"help": "Wall-clock cap on training, in seconds."}

@@ -15,7 +15,7 @@ from .config import VAEConfig
 from .data import Dataset, validated
 from .errors import AevbError, TrainingStopped
 from .model import LatentVariableModel, build_vae
-from .noise import global_seed, seeded_draws
+from .noise import global_seed, kept_generators, seeded_draws
 from .objectives import elbo, importance_sampling
 from .preprocess import Preprocessor
 from .shards import is_lazy
@@ -353,7 +353,8 @@ class VAE(LatentModelEstimator):
         """Train on the rows of X (n, D); returns self.
 
         A ``validation_fraction`` of the rows, chosen by the seed, is held out
-        for early stopping; the weights of the best validation ELBO are kept.
+        for early stopping; the weights of the best validation bound (the ELBO, or
+        IWAE_k under ``objective="iwae"``) are kept.
         With ``run_dir``, training writes ``metrics.csv`` and checkpoints
         there, and ``resume=True`` continues the run from its last checkpoint
         (same data, same options) to the same weights an uninterrupted run
@@ -380,7 +381,7 @@ class VAE(LatentModelEstimator):
             metrics_path = metrics_path or Path(run_dir) / "metrics.csv"
         elif resume:
             raise AevbError("resume=True needs the run_dir of the run to continue")
-        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        with kept_generators(device):
             torch.manual_seed(global_seed(config.seed))  # train() seeds its own generator with config.seed
             self._build(values.shape[1], pre, image_shape)
             self.model_.to(device)

@@ -5,11 +5,7 @@ its row count; the sums over its rows of the ELBO, the reconstruction, the KL, t
 effective sample size, the exact log p(x) and each dimension's KL; and, for the
 log p(x) estimate and each posterior mean E_q[z_i|x], the chunk's mean and its sum
 of squared deviations from it. :func:`combine` merges the chunks in their order with
-the pairwise update of Chan, Golub & LeVeque (1979),
-
-    n = n_a + n_b,  mean = mean_a + d n_b / n,  M2 = M2_a + M2_b + d^2 n_a n_b / n,
-    d = mean_b - mean_a,
-
+the pairwise update of Chan, Golub & LeVeque (1979) (:func:`aevb.column_statistics.merge_moments`),
 so memory does not grow with the rows, and the figures do not depend on which
 process summarised which chunk. A figure a model does not have (no exact log p(x),
 a KL that does not split by dimension) is carried as NaN and reported as None.
@@ -20,6 +16,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from .column_statistics import merge_moments, moments
 
 # A latent dimension is active when its posterior mean varies across rows by more than this
 # (Burda et al., 2016: Cov_x(E_q[z_i|x]) > 0.01).
@@ -32,12 +30,6 @@ SUMS = ("n", "elbo", "reconstruction", "kl", "effective_sample_size", "exact_log
 def width(latent_dim: int) -> int:
     """Length of one chunk's statistics vector."""
     return len(SUMS) + 2 + 3 * latent_dim
-
-
-def _spread(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and sum of squared deviations over the rows (axis 0)."""
-    mean = values.mean(axis=0)
-    return mean, ((values - mean) ** 2).sum(axis=0)
 
 
 def chunk_statistics(estimator, X, k: int, seed: int, proposal: str) -> np.ndarray:
@@ -54,18 +46,10 @@ def chunk_statistics(estimator, X, k: int, seed: int, proposal: str) -> np.ndarr
     log_likelihood = estimate["log_likelihood"]
     sums = [len(log_likelihood), terms["elbo"].sum(), terms["reconstruction"].sum(), terms["kl"].sum(),
             estimate["effective_sample_size"].sum(), exact]
-    ll_mean, ll_m2 = _spread(log_likelihood)
-    code_mean, code_m2 = _spread(codes)
+    ll_mean, ll_m2 = moments(log_likelihood)
+    code_mean, code_m2 = moments(codes)
     kl_sums = np.full(codes.shape[1], math.nan) if kl_dims is None else kl_dims.sum(axis=0)
     return np.concatenate([sums, [ll_mean, ll_m2], code_mean, code_m2, kl_sums])
-
-
-def _merge(a: tuple, b: tuple) -> tuple:
-    """Chan et al.'s update of (n, mean, M2) pairs."""
-    (n_a, mean_a, m2_a), (n_b, mean_b, m2_b) = a, b
-    n = n_a + n_b
-    delta = mean_b - mean_a
-    return n, mean_a + delta * (n_b / n), m2_a + m2_b + delta**2 * (n_a * n_b / n)
 
 
 def combine(statistics: np.ndarray, latent_dim: int, *, k: int, proposal: str, n_features: int, data: str) -> dict:
@@ -81,8 +65,8 @@ def combine(statistics: np.ndarray, latent_dim: int, *, k: int, proposal: str, n
         head = len(SUMS)
         part_ll = (n, row[head], row[head + 1])
         part_code = (n, row[head + 2 : head + 2 + L], row[head + 2 + L : head + 2 + 2 * L])
-        ll = part_ll if ll is None else _merge(ll, part_ll)
-        code = part_code if code is None else _merge(code, part_code)
+        ll = part_ll if ll is None else merge_moments(ll, part_ll)
+        code = part_code if code is None else merge_moments(code, part_code)
         kl_part = row[head + 2 + 2 * L :]
         kl_sums = kl_part.copy() if kl_sums is None else kl_sums + kl_part
         totals += row[1:head]

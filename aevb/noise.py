@@ -58,12 +58,18 @@ def global_seed(seed: int) -> int:
     return seed + 1
 
 
+def kept_generators(device: torch.device):
+    """A context after which torch's global generators (the CPU's, and ``device``'s if it
+    is a GPU) are as they were before it."""
+    return torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else [])
+
+
 @contextlib.contextmanager
 def seeded_draws(seed: int, device: torch.device = torch.device("cpu")):
     """Inside, every draw follows from ``seed`` alone, and torch's global generator is left as
     it was. Yields the generator of the dequantization noise, seeded with ``seed``; z comes
     from torch's global generator, seeded with :func:`global_seed`."""
-    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+    with kept_generators(device):
         torch.manual_seed(global_seed(seed))
         yield torch.Generator().manual_seed(seed)
 

@@ -21,7 +21,7 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
-from .column_statistics import CHUNK_ROWS, column_statistics
+from .column_statistics import CHUNK_ROWS, column_statistics, is_binary
 from .errors import AevbError
 
 Kind = Literal["binary", "levels", "continuous"]
@@ -29,14 +29,6 @@ Kind = Literal["binary", "levels", "continuous"]
 LARGEST_VALUE = 1e30
 # Below this a column's spread would vanish in float32; such a column counts as constant.
 SMALLEST_SCALE = 1e-30
-
-
-def is_binary(x: np.ndarray) -> bool:
-    return bool(np.isin(x, (0.0, 1.0)).all())
-
-
-def is_levels(x: np.ndarray) -> bool:
-    return bool((x >= 0).all() and (x == np.round(x)).all())
 
 
 def check_range(x: np.ndarray, first_row: int = 0) -> None:

@@ -268,11 +268,10 @@ def _infer_column(name: str, series, kind: str | None, max_categories: int) -> C
     values = values[~np.isnan(values)]
     if kind == "integer" and not (values == np.round(values)).all():
         raise AevbError(f"column {name!r} cannot be integer: it holds fractions")
-    kind_ = kind
-    offset, extra_variance = (0.5, 1.0 / 12.0) if kind_ == "integer" else (0.0, 0.0)
+    offset, extra_variance = (0.5, 1.0 / 12.0) if kind == "integer" else (0.0, 0.0)
     std = float(np.sqrt(values.var() + extra_variance))
     return Column(
-        name, kind_, "int64" if kind_ == "integer" else "float64",
+        name, kind, "int64" if kind == "integer" else "float64",
         shift=float(values.mean() + offset), scale=std if std > 0 else 1.0,
     )
 

@@ -255,7 +255,7 @@ def train(
     group: Group = SINGLE,
 ) -> TrainingResult:
     """Fit ``model`` to raw rows ``train_x`` by minibatch Adam; keep the weights of the best
-    validation ELBO and load them back at the end.
+    validation bound (:func:`validation_bound`) and load them back at the end.
 
     Randomness comes from torch's global generator (draws of z) and a generator
     seeded from ``config.seed`` (batch order, dequantization); callers seed the
