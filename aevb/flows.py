@@ -72,12 +72,14 @@ class InverseAutoregressiveTransform(Transform):
         super().__init__(cache_size=1)
         self.made = made
         self.context = context
+        self._last = None  # (z, logit s) of the latest forward pass, for its log-determinant
 
     def __eq__(self, other):
         return self is other
 
     def _call(self, z: torch.Tensor) -> torch.Tensor:
         m, s_logit = self.made(z, self.context)
+        self._last = (z, s_logit)
         s = torch.sigmoid(s_logit)
         return s * z + (1 - s) * m
 
@@ -92,7 +94,11 @@ class InverseAutoregressiveTransform(Transform):
         return z
 
     def log_abs_det_jacobian(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        _, s_logit = self.made(z, self.context)
+        # Scoring a z the flow just drew needs no second MADE pass.
+        if self._last is not None and self._last[0] is z:
+            s_logit = self._last[1]
+        else:
+            _, s_logit = self.made(z, self.context)
         return F.logsigmoid(s_logit).sum(-1)
 
 

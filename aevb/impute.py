@@ -22,17 +22,17 @@ from .model import LatentVariableModel
 
 
 def posterior_weights(model: LatentVariableModel, x: torch.Tensor, k: int):
-    """Draws z (k, B, d), p(x|z) for them, and the normalized importance weights (k, B)."""
+    """p(x|z) for k draws z ~ q(z|x), and their normalized importance weights (k, B)."""
     q = model.posterior(x)
     z = q.sample((k,))
     likelihood = model.likelihood(z)
     log_w = likelihood.log_prob(x) + model.prior_distribution().log_prob(z) - q.log_prob(z)  # (k, B)
-    return z, likelihood, torch.softmax(log_w, dim=0)
+    return likelihood, torch.softmax(log_w, dim=0)
 
 
 def impute(model: LatentVariableModel, x: torch.Tensor, k: int = 100, multiple: int | None = None) -> torch.Tensor:
     """Rows x (B, C) with NaN holes -> filled rows (B, C), or (multiple, B, C) draws."""
-    _, likelihood, weights = posterior_weights(model, x, k)
+    likelihood, weights = posterior_weights(model, x, k)
     holes = torch.isnan(x)
     if multiple is None:
         return torch.where(holes, likelihood.point_prediction(weights), x)
@@ -56,7 +56,7 @@ def conditional_column_scores(model: LatentVariableModel, x: torch.Tensor, k: in
     for j in range(x.shape[-1]):
         others = x.clone()
         others[:, j] = float("nan")
-        _, likelihood, weights = posterior_weights(model, others, k)
-        cell = likelihood.column_log_prob(x)[..., j]  # (k, B)
+        likelihood, weights = posterior_weights(model, others, k)
+        cell = likelihood.cell_log_prob(x, j)  # (k, B)
         scores[:, j] = torch.logsumexp(weights.log() + cell, dim=0)
     return torch.where(torch.isnan(x), torch.zeros((), dtype=x.dtype), scores)

@@ -108,10 +108,10 @@ class TabularVAE(VAE):
         k importance-weighted draws (``<column>_log_likelihood``, empty for a hole). The
         lowest marks the cell that makes a row unusual."""
         scores = super().row_scores(X, k, seed, proposal)
-        rows = self._rows(X)
-        scores["n_observed"] = (~torch.isnan(rows)).sum(-1).double().numpy()
+        holes = torch.isnan(self._rows(X))
+        scores["n_observed"] = (~holes).sum(-1).double().numpy()
         per_column = self._per_row(X, seed, lambda y: conditional_column_scores(self.model_, y, k).T)  # (C, n)
-        holes = torch.isnan(rows).T.numpy()  # (C, n)
+        holes = holes.T.numpy()  # (C, n)
         for column, values, missing in zip(self.schema_.columns, per_column, holes):
             scores[f"{column.name}_log_likelihood"] = np.where(missing, np.nan, values)
         return scores

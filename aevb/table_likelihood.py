@@ -31,17 +31,17 @@ class TableDistribution(Distribution):
         self.parts = parts
         super().__init__(parts[0].batch_shape, torch.Size([len(parts)]), validate_args=False)
 
+    def cell_log_prob(self, value: torch.Tensor, j: int) -> torch.Tensor:
+        """log p_j(x_j | z) of column j of the rows ``value`` (..., C), shape (...); 0 for a hole."""
+        cell = value[..., j]
+        observed = ~torch.isnan(cell)
+        filled = torch.where(observed, cell, torch.zeros((), dtype=cell.dtype))
+        part = self.parts[j]
+        return part.log_prob(filled.long() if isinstance(part, Categorical) else filled) * observed
+
     def column_log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """log p_j(x_j | z) per column, shape (..., C); 0 where x_j is a hole."""
-        observed = ~torch.isnan(value)
-        filled = torch.where(observed, value, torch.zeros((), dtype=value.dtype))
-        columns = []
-        for j, part in enumerate(self.parts):
-            x = filled[..., j]
-            if isinstance(part, Categorical):
-                x = x.long()
-            columns.append(part.log_prob(x))
-        return torch.stack(columns, dim=-1) * observed  # (..., C)
+        return torch.stack([self.cell_log_prob(value, j) for j in range(len(self.parts))], dim=-1)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         return self.column_log_prob(value).sum(-1)
@@ -118,13 +118,10 @@ class TableHead(nn.Module):
                 parts.append(Categorical(logits=out))
             elif kind == "boolean":
                 parts.append(Bernoulli(logits=out[..., 0]))
-            elif self.components > 1:
-                logits, loc, log_scale = out.chunk(3, dim=-1)
-                gaussians = Normal(loc * self.scale[j] + self.shift[j], bounded_scale(log_scale) * self.scale[j])
-                parts.append(MixtureSameFamily(Categorical(logits=logits), gaussians))
             else:
-                loc, log_scale = out[..., 0], out[..., 1]
-                parts.append(Normal(loc * self.scale[j] + self.shift[j], bounded_scale(log_scale) * self.scale[j]))
+                logits, loc, log_scale = out.chunk(3, dim=-1) if self.components > 1 else (None, out[..., 0], out[..., 1])
+                gaussian = Normal(loc * self.scale[j] + self.shift[j], bounded_scale(log_scale) * self.scale[j])
+                parts.append(gaussian if logits is None else MixtureSameFamily(Categorical(logits=logits), gaussian))
         return TableDistribution(parts)
 
 
