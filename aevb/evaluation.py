@@ -55,14 +55,13 @@ def chunk_statistics(estimator, X, k: int, seed: int, proposal: str) -> np.ndarr
 def combine(statistics: np.ndarray, latent_dim: int, *, k: int, proposal: str, n_features: int, data: str) -> dict:
     """The figures of ``LatentModelEstimator.evaluate`` from the chunks' statistics (C, width),
     in row order."""
-    count, totals = 0.0, np.zeros(len(SUMS) - 1)
+    totals = np.zeros(len(SUMS) - 1)
     ll = code = kl_sums = None
+    L, head = latent_dim, len(SUMS)
     for row in statistics:
         n = row[0]
         if n == 0:
             continue
-        L = latent_dim
-        head = len(SUMS)
         part_ll = (n, row[head], row[head + 1])
         part_code = (n, row[head + 2 : head + 2 + L], row[head + 2 + L : head + 2 + 2 * L])
         ll = part_ll if ll is None else merge_moments(ll, part_ll)
@@ -70,7 +69,7 @@ def combine(statistics: np.ndarray, latent_dim: int, *, k: int, proposal: str, n
         kl_part = row[head + 2 + 2 * L :]
         kl_sums = kl_part.copy() if kl_sums is None else kl_sums + kl_part
         totals += row[1:head]
-        count += n
+    count = ll[0]  # rows in all the chunks
     elbo, reconstruction, kl, ess, exact = totals / count
     n_rows, log_likelihood = int(count), float(ll[1])
     per_dim = n_features * math.log(2)

@@ -24,8 +24,12 @@ class TablePreprocessor:
     kind = "table"
     likelihood = "table"
 
+    def __post_init__(self):
+        # Built once: to_model runs on every training batch.
+        self._integer = torch.tensor([c.kind == "integer" for c in self.schema.columns])
+
     def _integer_columns(self, y: torch.Tensor) -> torch.Tensor:
-        return torch.tensor([c.kind == "integer" for c in self.schema.columns], device=y.device)
+        return self._integer.to(y.device)
 
     @property
     def n_features(self) -> int:
