@@ -20,16 +20,18 @@ import click
 import numpy as np
 import torch
 
-from . import checkpoint, data, distributed, streaming
 from .config import LinearConfig, TableConfig, VAEConfig
+from .data import loaders as data
+from .data.images import save_grid
 from .errors import AevbError, TrainingInterrupted, TrainingStopped
 from .estimator import VAE
-from .images import save_grid
-from .persistence import load
 from .registry import ESTIMATORS
-from .table_estimator import TabularVAE
-from .table_io import is_table_file, read_table, write_table
-from .train import validation_bound
+from .scale import distributed, streaming
+from .store.load import load
+from .tables.estimator import TabularVAE
+from .tables.io import is_table_file, read_table, write_table
+from .train import checkpoint
+from .train.loop import validation_bound
 
 EXIT_USAGE = 2
 

@@ -1,5 +1,9 @@
 """The one exception type that the command line turns into a one-line message."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 
 class AevbError(ValueError):
     """Bad input or an impossible request, phrased for the user.
@@ -31,3 +35,25 @@ class TrainingInterrupted(TrainingStopped):
     def __init__(self, message: str, result=None, signum: int = 2):
         super().__init__(message, result)
         self.exit_code = 128 + signum  # the shell's convention for "killed by signal N"
+
+
+def unreadable(path: Path, what: str):
+    """A context that turns any failure to parse ``path`` into one AevbError line."""
+    return _Unreadable(path, what)
+
+
+class _Unreadable:
+    def __init__(self, path: Path, what: str):
+        self.path, self.what = path, what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if error is None or isinstance(error, AevbError) or not isinstance(error, Exception):
+            return False
+        # Parsers of damaged bytes fail in many ways (ValueError, EOFError, SyntaxError,
+        # tokenize.TokenError, zlib.error, ...); to the user each means "not readable".
+        detail = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        detail = (detail.strip().splitlines() or [type(error).__name__])[0]
+        raise AevbError(f"cannot read {self.path} as {self.what} ({detail})") from None

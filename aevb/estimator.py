@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 
-from . import chunked, devices, distributed, evaluation, streaming
-from .checkpoint import Checkpoints, fingerprint
 from .config import VAEConfig
-from .data import Dataset, validated
+from .core import evaluation
+from .core.noise import global_seed, kept_generators, seeded_draws
+from .core.objectives import elbo, importance_sampling
+from .data.loaders import Dataset, validated
+from .data.loaders import load as load_data
+from .data.preprocess import Preprocessor
+from .data.shards import is_lazy
 from .errors import AevbError, TrainingStopped
-from .model import LatentVariableModel, build_vae
-from .noise import global_seed, kept_generators, seeded_draws
-from .objectives import elbo, importance_sampling
-from .preprocess import Preprocessor
-from .shards import is_lazy
-from .train import TrainingResult, train
+from .scale import chunked, devices, distributed, streaming
+from .store.persistence import save as save_model
+from .train.checkpoint import Checkpoints, fingerprint
+from .train.loop import TrainingResult, train
+from .vae.model import LatentVariableModel, build_vae
 
 # Floats held at once by the importance-sampling evaluation (rows x draws x width): ~32 MB.
 EVAL_BUDGET = 2**23
@@ -203,9 +205,7 @@ class LatentModelEstimator:
     @staticmethod
     def read_data(source, key: str | None = None):
         """The rows in a file or built-in dataset, as this model takes them."""
-        from .data import load
-
-        return load(source, key)
+        return load_data(source, key)
 
     def row_scores(self, X, k: int = 100, seed: int = 0, proposal: Proposal = "posterior") -> dict[str, np.ndarray]:
         """Per row: the k-sample ``log_likelihood`` estimate, ``elbo``, ``reconstruction``, ``kl``,
@@ -285,10 +285,8 @@ class LatentModelEstimator:
 
     def save(self, folder: str | Path) -> Path:
         """Write config.json and model.safetensors into ``folder``; returns the folder."""
-        from .persistence import save
-
         self._check_fitted()
-        return save(self, folder)
+        return save_model(self, folder)
 
 
 def _gathered(values: np.ndarray, rows: np.ndarray) -> torch.Tensor:

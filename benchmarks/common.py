@@ -3,7 +3,7 @@ any density through aevb's own preprocessing, validation-chosen scikit-learn
 estimators, and timing summaries.
 
 Every likelihood here is reported like aevb reports its own: in nats per row of
-the user's data, through the same :class:`aevb.preprocess.Preprocessor`
+the user's data, through the same :class:`aevb.data.preprocess.Preprocessor`
 (standardization, and for level data the dequantization x + u, u ~ U[0, 1),
 with its Jacobian), so figures from different libraries compare directly.
 """
@@ -21,7 +21,7 @@ from torch import nn
 from torch.distributions import Independent, Normal, kl_divergence
 
 from aevb.config import VAEConfig
-from aevb.preprocess import Preprocessor
+from aevb.data.preprocess import Preprocessor
 
 LN2 = math.log(2)
 

@@ -30,7 +30,7 @@ rule may end it sooner) and is scored on the test rows:
 - a Pyro VAE (SVI, Trace_ELBO, pyro.optim.Adam) and a pythae VAE (its
   TrainingPipeline), each with aevb's encoder/decoder sizes, SiLU, batch size
   and learning rate, on as many threads as aevb's loop takes for that network
-  (``aevb.train.loop_threads``: one, for these sizes), when the package is
+  (``aevb.train.loop.loop_threads``: one, for these sizes), when the package is
   installed; one that is not is reported as such.
 
 Every VAE, aevb's or not, is scored by the same evaluator: the peer's trained
@@ -58,21 +58,25 @@ import traceback  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 import numpy as np  # noqa: E402
+from common import (  # noqa: E402
+    bits_per_dim,
+    choose_on_validation,
+    dequantized,
+    held_out_nats,
+    split_rows,
+    with_threads,
+)
 from torch import nn  # noqa: E402
 
 from aevb import VAE, datasets  # noqa: E402
-from aevb.distributions import bounded_scale, diagonal_normal  # noqa: E402
-from aevb.estimator import LatentModelEstimator  # noqa: E402
 from aevb.config import VAEConfig  # noqa: E402
-from aevb.model import LatentVariableModel, build_vae  # noqa: E402
-from aevb.nets import mlp  # noqa: E402
-from aevb.preprocess import Preprocessor  # noqa: E402
-from aevb.priors import StandardNormalPrior  # noqa: E402
-from aevb.train import loop_threads  # noqa: E402
-
-from common import (  # noqa: E402
-    bits_per_dim, choose_on_validation, dequantized, held_out_nats, split_rows, with_threads,
-)
+from aevb.core.distributions import bounded_scale, diagonal_normal  # noqa: E402
+from aevb.core.nets import mlp  # noqa: E402
+from aevb.core.priors import StandardNormalPrior  # noqa: E402
+from aevb.data.preprocess import Preprocessor  # noqa: E402
+from aevb.estimator import LatentModelEstimator  # noqa: E402
+from aevb.train.loop import loop_threads  # noqa: E402
+from aevb.vae.model import LatentVariableModel, build_vae  # noqa: E402
 
 K = 1000
 
@@ -297,13 +301,14 @@ def pythae_vae(task: Task, args) -> Result:
     import os
     import tempfile
 
-    from pythae.models import VAE as PythaeVAE, VAEConfig as PythaeConfig
+    import pythae
+    from pythae.models import VAE as PythaeVAE
+    from pythae.models import VAEConfig as PythaeConfig
     from pythae.models.base.base_utils import ModelOutput
     from pythae.models.nn import BaseDecoder, BaseEncoder
     from pythae.pipelines import TrainingPipeline
     from pythae.trainers import BaseTrainerConfig
     from pythae.trainers.training_callbacks import TrainingCallback
-    import pythae
 
     for name in list(logging.root.manager.loggerDict):  # pythae sets INFO on each of its loggers
         if name.startswith("pythae"):

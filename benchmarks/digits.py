@@ -4,7 +4,7 @@ Run from the repository root:
 
     .venv/bin/python benchmarks/digits.py [--epochs 30] [--max-time SECONDS] [--seed 0] [--threads N]
 
-(a) Throughput. aevb's training loop (``aevb.train.train`` with the default
+(a) Throughput. aevb's training loop (``aevb.train.loop.train`` with the default
     ``VAEConfig``, fused Adam, one validation pass and a weight snapshot per
     epoch) is timed over ``--epochs`` epochs against a plain hand-written
     PyTorch loop in the same process: the same MLP VAE (same hidden sizes,
@@ -52,18 +52,22 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
+from common import bits_per_dim as _bits_per_dim  # noqa: E402
+from common import (  # noqa: E402
+    dequantized,
+    diag_gaussian,
+    fit_gmm,
+    held_out_nats,
+    run_plain,
+    split_rows,
+)
 
 from aevb import VAE  # noqa: E402
-from aevb import data as aevb_data  # noqa: E402
 from aevb.config import VAEConfig  # noqa: E402
-from aevb.model import build_vae  # noqa: E402
-from aevb.preprocess import Preprocessor  # noqa: E402
-from aevb.train import train  # noqa: E402
-
-from common import (  # noqa: E402
-    dequantized, diag_gaussian, fit_gmm, held_out_nats, run_plain, split_rows,
-)
-from common import bits_per_dim as _bits_per_dim  # noqa: E402
+from aevb.data import loaders as aevb_data  # noqa: E402
+from aevb.data.preprocess import Preprocessor  # noqa: E402
+from aevb.train.loop import train  # noqa: E402
+from aevb.vae.model import build_vae  # noqa: E402
 
 N_FEATURES = 64
 

@@ -7,7 +7,7 @@ Run from the repository root:
 Two tables, each split into train and test rows, with a --missing share of
 cells removed completely at random from both:
 
-- ``mixed``: 3,000 rows of aevb.table_examples.mixed_table (float, float,
+- ``mixed``: 3,000 rows of aevb.tables.examples.mixed_table (float, float,
   a 3-way category, yes/no, an integer count), a model with one known latent;
 - ``wine``: scikit-learn's bundled wine table (178 rows, 13 measurements and
   the cultivar as a category "class_0".."class_2").
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from aevb import TabularVAE
-from aevb.table_examples import imputation_errors, independent_log_likelihood, mixed_table, punch_holes
+from aevb.tables.examples import imputation_errors, independent_log_likelihood, mixed_table, punch_holes
 
 
 def wine_table():

@@ -7,14 +7,14 @@ Run from the repository root:
 For each network size (features-hidden-latent, batch size) it times, interleaved
 in the same process, ``--repeats`` runs of
 
-- aevb's training loop (``aevb.train.train`` with the default ``VAEConfig`` but
+- aevb's training loop (``aevb.train.loop.train`` with the default ``VAEConfig`` but
   that size: fused Adam, the per-epoch validation pass on 128 rows, the
   best-weights snapshot);
 - a minimal hand-written PyTorch loop of the same network (``common.PlainVAE``:
   the same layers, SiLU, Gaussian decoder with a per-row scale, analytic KL,
   the same batches and per-batch preprocessing), with plain ``torch.optim.Adam``
   and with fused Adam, on the number of threads aevb's loop picks for that
-  size (``aevb.train.loop_threads``), and once more on torch's default threads
+  size (``aevb.train.loop.loop_threads``), and once more on torch's default threads
   where that differs;
 
 and prints rows/s (best and median), aevb / hand-written as best over best and
@@ -45,14 +45,13 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
+from common import run_plain, summary, with_threads  # noqa: E402
 
 from aevb import VAE  # noqa: E402
 from aevb.config import VAEConfig  # noqa: E402
-from aevb.model import build_vae  # noqa: E402
-from aevb.preprocess import Preprocessor  # noqa: E402
-from aevb.train import loop_threads, train  # noqa: E402
-
-from common import run_plain, summary, with_threads  # noqa: E402
+from aevb.data.preprocess import Preprocessor  # noqa: E402
+from aevb.train.loop import loop_threads, train  # noqa: E402
+from aevb.vae.model import build_vae  # noqa: E402
 
 # (features, hidden, latent, batch)
 SIZES = [(64, (256, 256), 16, 128), (784, (512, 256), 32, 128), (784, (512, 256), 32, 512)]

@@ -8,11 +8,11 @@ import shutil
 
 import numpy as np
 import pytest
+from cli_helpers import call
 from PIL import Image
 
 import aevb
 from aevb.cli import main
-from cli_helpers import call
 
 N_FEATURES = 6
 

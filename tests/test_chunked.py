@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from aevb import VAE, chunked, data, train
+from aevb import VAE
+from aevb.data import loaders as data
 from aevb.errors import TrainingInterrupted
+from aevb.scale import chunked
+from aevb.train import loop as train
 
 OPTIONS = dict(hidden=(16,), latent_dim=2, batch_size=16, patience=100, checkpoint_every=1000.0)
 # A tiny threshold forces the chunked path; 64-row chunks make 10 of them.

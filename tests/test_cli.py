@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import call
 from PIL import Image
 
 from aevb.cli import main
-from cli_helpers import call
 
 N_ROWS, N_FEATURES, LATENT = 200, 6, 2
 EPOCHS = 3

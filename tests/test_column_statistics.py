@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aevb import column_statistics as cs
-from aevb.preprocess import Preprocessor
+from aevb.data import column_statistics as cs
+from aevb.data.preprocess import Preprocessor
 
 
 @pytest.mark.parametrize("kind", ["continuous", "levels", "binary"])

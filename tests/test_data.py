@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from aevb import datasets
-from aevb.preprocess import Preprocessor
+from aevb.data.preprocess import Preprocessor
 
 
 def test_digits_splits_are_disjoint_and_cover_the_set():

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from aevb.distributed import SINGLE, Group, RankFailed
+from aevb.scale.distributed import SINGLE, Group, RankFailed
 
 # Level data (dequantization noise) of 180 training rows, and a KL warm-up.
 FIT = ["--hidden", "16", "--latent-dim", "2", "--kl-warmup", "2", "--quiet", "--device", "cpu"]

@@ -14,12 +14,12 @@ import sys
 
 import numpy as np
 import pytest
-
-import aevb
 from cli_helpers import save_small_level_model
 from test_distributed import ENV
 
-RUN = "import sys\nfrom aevb import streaming\nstreaming.CHUNK_ROWS = 64\nfrom aevb.cli import main\nmain(sys.argv[1:])\n"
+import aevb
+
+RUN = "import sys\nfrom aevb.scale import streaming\nstreaming.CHUNK_ROWS = 64\nfrom aevb.cli import main\nmain(sys.argv[1:])\n"
 
 
 @pytest.fixture(scope="module")

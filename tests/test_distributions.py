@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.distributions import Independent, Normal, kl_divergence
 
-from aevb.distributions import (
+from aevb.core.distributions import (
     BernoulliHead,
     DiagonalGaussianHead,
     GaussianFeatureScaleHead,

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from cli_helpers import call
 
 import aevb
-import aevb.train
-from aevb import checkpoint
+import aevb.train.loop
 from aevb.errors import TrainingDiverged
-from cli_helpers import call
+from aevb.train import checkpoint
 
 SMALL = dict(hidden=(8,), latent_dim=2, batch_size=16, epochs=6, patience=100)
 STEPS_PER_EPOCH = 5  # 72 training rows of 80 in batches of 16: four full, one of 8
@@ -41,7 +41,7 @@ def test_huge_learning_rate_ends_with_the_documented_message_and_a_loadable_mode
 def poison(monkeypatch, at_step: int, part: str):
     """Make the ``at_step``-th training objective non-finite (part="loss"), or finite
     with an infinite gradient (part="gradient")."""
-    real, steps = aevb.train.training_objective, []
+    real, steps = aevb.train.loop.training_objective, []
 
     def training_objective(model, x, *args):
         objective, terms = real(model, x, *args)
@@ -53,7 +53,7 @@ def poison(monkeypatch, at_step: int, part: str):
         objective.register_hook(lambda grad: grad * float("inf"))
         return objective, terms
 
-    monkeypatch.setattr(aevb.train, "training_objective", training_objective)
+    monkeypatch.setattr(aevb.train.loop, "training_objective", training_objective)
 
 
 @pytest.mark.parametrize("part", ["loss", "gradient"])
@@ -76,7 +76,7 @@ def test_injected_non_finite_step_keeps_the_best_weights_and_the_last_checkpoint
 
 @pytest.mark.parametrize("clip", [None, 1e-3])
 def test_gradient_clipping_bounds_what_adam_sees(rows, monkeypatch, clip):
-    real, norms = aevb.train.make_optimizer, []
+    real, norms = aevb.train.loop.make_optimizer, []
 
     def recording_optimizer(model, config):
         optimizer = real(model, config)
@@ -87,7 +87,7 @@ def test_gradient_clipping_bounds_what_adam_sees(rows, monkeypatch, clip):
         )
         return optimizer
 
-    monkeypatch.setattr(aevb.train, "make_optimizer", recording_optimizer)
+    monkeypatch.setattr(aevb.train.loop, "make_optimizer", recording_optimizer)
     aevb.VAE(**{**SMALL, "epochs": 1}, grad_clip=clip).fit(rows)
     assert len(norms) == STEPS_PER_EPOCH
     if clip is None:

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import call
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 import aevb
-from aevb import data
-from cli_helpers import call
+from aevb.data import loaders as data
 
 CASES: Counter = Counter()  # cases tried per test, printed by conftest.py
 FAST = settings(max_examples=100, deadline=None, derandomize=True,

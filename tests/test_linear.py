@@ -10,10 +10,10 @@ from sklearn.decomposition import PCA
 from sklearn.decomposition import FactorAnalysis as SklearnFactorAnalysis
 from torch.distributions import kl_divergence
 
-from aevb import VAE, AevbError, FactorAnalysis, PPCA, load
-from aevb.distributions import DiagonalGaussianHead
-from aevb.linear_estimators import linear_gaussian_model
-from aevb.objectives import log_importance_weights
+from aevb import PPCA, VAE, AevbError, FactorAnalysis, load
+from aevb.core.distributions import DiagonalGaussianHead
+from aevb.core.objectives import log_importance_weights
+from aevb.linear.estimators import linear_gaussian_model
 
 F64 = torch.float64
 

@@ -16,9 +16,9 @@ from torch import nn
 from torch.distributions import MultivariateNormal
 
 from aevb.config import VAEConfig
-from aevb.distributions import DiagonalGaussianHead, GaussianFeatureScaleHead
-from aevb.model import LatentVariableModel, StandardNormalPrior, build_vae
-from aevb.objectives import elbo, iwae, log_importance_weights
+from aevb.core.distributions import DiagonalGaussianHead, GaussianFeatureScaleHead
+from aevb.core.objectives import elbo, iwae, log_importance_weights
+from aevb.vae.model import LatentVariableModel, StandardNormalPrior, build_vae
 
 D, d, NOISE = 4, 2, 0.5
 F64 = torch.float64

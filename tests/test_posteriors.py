@@ -9,8 +9,8 @@ import torch
 from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
 
 from aevb.config import VAEConfig
-from aevb.flows import IAFHead
-from aevb.model import POSTERIOR_HEADS
+from aevb.core.flows import IAFHead
+from aevb.vae.model import POSTERIOR_HEADS
 
 F64 = torch.float64
 FEATURES = 5

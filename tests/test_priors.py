@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from aevb.config import VAEConfig
-from aevb.model import POSTERIOR_HEADS, PRIORS, build_vae
-from aevb.priors import MixturePrior, VampPrior
+from aevb.core.priors import MixturePrior, VampPrior
+from aevb.vae.model import POSTERIOR_HEADS, PRIORS, build_vae
 
 F64 = torch.float64
 FEATURES = 3

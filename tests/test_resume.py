@@ -23,8 +23,8 @@ import torch
 from safetensors.torch import load_file
 
 import aevb
-from aevb import checkpoint
-from aevb.checkpoint import CHECKPOINT_FILE
+from aevb.train import checkpoint
+from aevb.train.checkpoint import CHECKPOINT_FILE
 
 KILLS = 5
 KILL_SEED = 20240611

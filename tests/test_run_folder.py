@@ -11,13 +11,14 @@ import signal
 
 import numpy as np
 import pytest
+from cli_helpers import call
 from safetensors.torch import load_file, save_file
+from test_bad_input import assert_usage_error
 
 import aevb
-import aevb.train
-from aevb import atomic, checkpoint
-from cli_helpers import call
-from test_bad_input import assert_usage_error
+import aevb.train.loop
+from aevb.store import atomic
+from aevb.train import checkpoint
 
 FIT = ["--epochs", 2, "--hidden", 8, "--latent-dim", 2, "--quiet"]
 
@@ -174,7 +175,7 @@ def test_damaged_checkpoint_is_a_one_line_error(finished_run, tmp_path, capsys, 
 
 def test_sigterm_between_steps_writes_a_checkpoint_and_exits_143(finished_run, tmp_path, capsys, monkeypatch):
     """In-process: the signal arrives during a step; the step finishes, then the loop stops."""
-    real, steps = aevb.train.training_objective, []
+    real, steps = aevb.train.loop.training_objective, []
 
     def training_objective(model, x, *args):
         steps.append(1)
@@ -182,7 +183,7 @@ def test_sigterm_between_steps_writes_a_checkpoint_and_exits_143(finished_run, t
             os.kill(os.getpid(), signal.SIGTERM)
         return real(model, x, *args)
 
-    monkeypatch.setattr(aevb.train, "training_objective", training_objective)
+    monkeypatch.setattr(aevb.train.loop, "training_objective", training_objective)
     run = tmp_path / "run"
     code = call(["fit", finished_run[0], "--out", run, "--batch-size", 8, *FIT])
     err = capsys.readouterr().err

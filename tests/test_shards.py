@@ -8,12 +8,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from cli_helpers import call, save_small_level_model
 
 import aevb
-from aevb import chunked, data, streaming
+from aevb.data import loaders as data
+from aevb.data.shards import Shards, is_lazy
 from aevb.errors import AevbError
-from aevb.shards import Shards, is_lazy
-from cli_helpers import call, save_small_level_model
+from aevb.scale import chunked, streaming
 
 SIZES = (70, 1, 100, 129)  # 300 rows, shard boundaries that chunks cross
 

@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from cli_helpers import call, save_small_level_model
 
 import aevb
-from aevb import streaming
-from cli_helpers import call, save_small_level_model
+from aevb.scale import streaming
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Tables: mixed column types, missing values, imputation, synthetic rows, per-row scores.
 
-The data come from a known model (aevb.table_examples.mixed_table): one latent
+The data come from a known model (aevb.tables.examples.mixed_table): one latent
 z ~ N(0, 1) drives two continuous columns, a three-way category, a yes/no column
 and an integer count, so every column carries information about the others. The seeds are fixed (conftest and
 numpy's default_rng(0)); the margins below held with room on every seed tried.
@@ -14,18 +14,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from cli_helpers import call
 from torch import nn
 
 from aevb import AevbError, TabularVAE, load
 from aevb.config import TableConfig
-from aevb.model import LatentVariableModel
-from aevb.nets import mlp
-from aevb.objectives import elbo, iwae
-from aevb.priors import StandardNormalPrior
-from aevb.table_examples import imputation_errors, independent_log_likelihood, mixed_table, punch_holes
-from aevb.table_likelihood import TableEncoderInput, TableHead
-from aevb.table_schema import Column, TableSchema
-from cli_helpers import call
+from aevb.core.nets import mlp
+from aevb.core.objectives import elbo, iwae
+from aevb.core.priors import StandardNormalPrior
+from aevb.tables.examples import imputation_errors, independent_log_likelihood, mixed_table, punch_holes
+from aevb.tables.likelihood import TableEncoderInput, TableHead
+from aevb.tables.schema import Column, TableSchema
+from aevb.vae.model import LatentVariableModel
 
 MISSING = 0.2
 
@@ -82,7 +82,7 @@ def linear_gaussian_table_model(W: torch.Tensor, b: torch.Tensor, psi: torch.Ten
     n, d = W.shape
     schema = TableSchema([Column(f"x{j}", "continuous", "float64") for j in range(n)])
     config = TableConfig(latent_dim=d, hidden=(16,))
-    from aevb.model import POSTERIOR_HEADS
+    from aevb.vae.model import POSTERIOR_HEADS
 
     reader = TableEncoderInput(schema)
     encoder = nn.Sequential(reader, mlp(reader.out_features, (16,)), POSTERIOR_HEADS["diagonal"](16, config))
@@ -265,7 +265,7 @@ def test_mixture_column_density_integrates_to_one_in_the_users_units():
     ],
 )
 def test_which_csv_takes_the_table_path(tmp_path, text, table):
-    from aevb.table_io import is_table_file
+    from aevb.tables.io import is_table_file
 
     path = tmp_path / "t.csv"
     path.write_text(text)

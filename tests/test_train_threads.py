@@ -7,8 +7,8 @@ import torch
 
 from aevb import VAE
 from aevb.config import VAEConfig
-from aevb.model import build_vae
-from aevb.train import loop_threads
+from aevb.train.loop import loop_threads
+from aevb.vae.model import build_vae
 
 
 def test_small_steps_run_on_one_thread_large_ones_on_all():

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import aevb
-from aevb.distributed import Group
-from aevb.train import mean_elbo_terms
+from aevb.scale.distributed import Group
+from aevb.train.loop import mean_elbo_terms
 
 
 @pytest.fixture(scope="module")

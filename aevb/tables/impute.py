@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch.distributions import Categorical
 
-from .model import LatentVariableModel
+from ..vae.model import LatentVariableModel
 
 
 def posterior_weights(model: LatentVariableModel, x: torch.Tensor, k: int):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AevbError
+from ..errors import AevbError, unreadable
 from .shards import Shards, is_lazy, shard_files
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -90,30 +90,8 @@ def _from_array(array: np.ndarray, name: str) -> Dataset:
     raise AevbError(f"{name} has shape {array.shape}; expected (rows, features) or a stack of images")
 
 
-def _unreadable(path: Path, what: str):
-    """A context that turns any failure to parse ``path`` into one AevbError line."""
-    return _Unreadable(path, what)
-
-
-class _Unreadable:
-    def __init__(self, path: Path, what: str):
-        self.path, self.what = path, what
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, traceback):
-        if error is None or isinstance(error, AevbError) or not isinstance(error, Exception):
-            return False
-        # Parsers of damaged bytes fail in many ways (ValueError, EOFError, SyntaxError,
-        # tokenize.TokenError, zlib.error, ...); to the user each means "not readable".
-        detail = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        detail = (detail.strip().splitlines() or [type(error).__name__])[0]
-        raise AevbError(f"cannot read {self.path} as {self.what} ({detail})") from None
-
-
 def _load_npy(path: Path, memory_map: bool = False) -> Dataset:
-    with _unreadable(path, "a numeric .npy array"):
+    with unreadable(path, "a numeric .npy array"):
         array = np.load(path, mmap_mode="r" if memory_map else None, allow_pickle=False)
     return _from_array(array, str(path))
 
@@ -126,7 +104,7 @@ def _load_shards(files: list[Path], memory_map: bool = False) -> Dataset:
 
 
 def _load_npz(path: Path, key: str | None) -> Dataset:
-    with _unreadable(path, "a numeric .npz archive"):
+    with unreadable(path, "a numeric .npz archive"):
         with np.load(path, allow_pickle=False) as archive:
             keys = list(archive.keys())
             if key is None:
@@ -147,7 +125,7 @@ def _parse_float(cell: str) -> float | None:
 
 
 def _load_csv(path: Path) -> Dataset:
-    with _unreadable(path, "a CSV table"):
+    with unreadable(path, "a CSV table"):
         with open(path, newline="", encoding="utf-8") as handle:
             rows = [row for row in csv.reader(handle) if row]
     if not rows:
@@ -178,7 +156,7 @@ def _load_image_folder(folder: Path) -> Dataset:
         raise AevbError(f"{folder} holds no .png or .jpg images")
     images = []
     for path in files:
-        with _unreadable(path, "an image"):
+        with unreadable(path, "an image"):
             with Image.open(path) as image:
                 images.append(image.convert("L" if image.mode in ("1", "L", "I;16", "I", "F", "LA") else "RGB"))
     if len({im.mode for im in images}) > 1:

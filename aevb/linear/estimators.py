@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .config import LinearConfig
-from .data import Dataset
-from .errors import AevbError
-from .estimator import LatentModelEstimator, as_rows
-from .linear import LinearGaussianDecoder
-from .linear_fit import fit_factor_analysis, fit_ppca
-from .model import LinearGaussianModel
-from .preprocess import Preprocessor
+from ..config import LinearConfig
+from ..data.loaders import Dataset
+from ..data.preprocess import Preprocessor
+from ..errors import AevbError
+from ..estimator import LatentModelEstimator, as_rows
+from ..vae.model import LinearGaussianModel
+from .decoder import LinearGaussianDecoder
+from .fit import fit_factor_analysis, fit_ppca
 
 
 def linear_gaussian_model(W: torch.Tensor, b: torch.Tensor, psi: torch.Tensor) -> LinearGaussianModel:

@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from .errors import AevbError
+from ..errors import AevbError
 
 # A collective that waits longer than this on a rank that stopped answering fails
 # instead of hanging; torchrun normally ends the job much sooner, when it sees a rank exit.

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch.distributions import Independent, MultivariateNormal
 
-from .distributions import GaussianFeatureScaleHead, bounded_scale
+from ..core.distributions import GaussianFeatureScaleHead, bounded_scale
 
 
 class LinearGaussianDecoder(GaussianFeatureScaleHead):

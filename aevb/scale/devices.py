@@ -12,7 +12,7 @@ import os
 
 import torch
 
-from .errors import AevbError
+from ..errors import AevbError
 
 
 def resolve(name: str) -> torch.device:

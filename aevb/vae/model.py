@@ -10,18 +10,18 @@ import torch
 from torch import nn
 from torch.distributions import Distribution, MultivariateNormal
 
-from .config import VAEConfig
-from .distributions import (
+from ..config import VAEConfig
+from ..core.distributions import (
     BernoulliHead,
     DiagonalGaussianHead,
     FullCovarianceGaussianHead,
     GaussianFeatureScaleHead,
     GaussianOutputScaleHead,
 )
-from .flows import IAFHead
-from .linear import LinearGaussianDecoder
-from .nets import mlp
-from .priors import MixturePrior, StandardNormalPrior, VampPrior
+from ..core.flows import IAFHead
+from ..core.nets import mlp
+from ..core.priors import MixturePrior, StandardNormalPrior, VampPrior
+from ..linear.decoder import LinearGaussianDecoder
 
 
 class LatentVariableModel(nn.Module):
@@ -107,17 +107,3 @@ def build_vae(config: VAEConfig, n_features: int, likelihood: str) -> LatentVari
         head = LIKELIHOOD_HEADS[(likelihood, config.decoder_scale)](hidden[0], n_features)
         decoder = nn.Sequential(mlp(config.latent_dim, hidden[::-1]), head)
     return LatentVariableModel(encoder, decoder, PRIORS[config.prior](n_features, config))
-
-
-def build_table_vae(config, schema) -> LatentVariableModel:
-    """The VAE of a table: the encoder reads values and the mask of observed cells
-    (:class:`TableEncoderInput`), the decoder gives one distribution per column (:class:`TableHead`)."""
-    from .table_likelihood import TableEncoderInput, TableHead
-
-    hidden = config.hidden
-    reader = TableEncoderInput(schema)
-    encoder = nn.Sequential(
-        reader, mlp(reader.out_features, hidden), POSTERIOR_HEADS[config.posterior](hidden[-1], config)
-    )
-    decoder = nn.Sequential(mlp(config.latent_dim, hidden[::-1]), TableHead(hidden[0], schema, config.components))
-    return LatentVariableModel(encoder, decoder, PRIORS[config.prior](len(schema.columns), config))

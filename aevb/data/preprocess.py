@@ -21,8 +21,8 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
+from ..errors import AevbError
 from .column_statistics import CHUNK_ROWS, column_statistics, is_binary
-from .errors import AevbError
 
 Kind = Literal["binary", "levels", "continuous"]
 # The model computes in float32 (max ~3.4e38); a margin keeps x - shift finite too.

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import AevbError
+from ..errors import AevbError
 
 MIN_TILE_PIXELS = 64  # small images (8x8 digits) are enlarged so a grid is readable
 

@@ -21,16 +21,16 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..config import VAEConfig
+from ..core.noise import SEED_STRIDE, block_of_global_draws, seeded_draws
+from ..core.objectives import elbo, iwae, kl_weight, training_objective
+from ..data.preprocess import Preprocessor
+from ..errors import TrainingDiverged, TrainingInterrupted
+from ..scale.chunked import ChunkedRows
+from ..scale.devices import autocast
+from ..scale.distributed import SINGLE, Group
+from ..vae.model import LatentVariableModel
 from .checkpoint import Checkpoints, TrainingState
-from .chunked import ChunkedRows
-from .config import VAEConfig
-from .devices import autocast
-from .distributed import SINGLE, Group
-from .errors import TrainingDiverged, TrainingInterrupted
-from .model import LatentVariableModel
-from .noise import SEED_STRIDE, block_of_global_draws, seeded_draws
-from .objectives import elbo, iwae, kl_weight, training_objective
-from .preprocess import Preprocessor
 from .signals import Caught, deferred_signals
 
 METRIC_FIELDS = [

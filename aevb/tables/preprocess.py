@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .table_schema import TableSchema
+from .schema import TableSchema
 
 
 @dataclass

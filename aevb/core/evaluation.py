@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from .column_statistics import merge_moments, moments
+from ..data.column_statistics import merge_moments, moments
 
 # A latent dimension is active when its posterior mean varies across rows by more than this
 # (Burda et al., 2016: Cov_x(E_q[z_i|x]) > 0.01).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import AevbError
+from ..errors import AevbError
 
 
 def _check_latent_dim(latent_dim: int, n_features: int, upto: int) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AevbError
+from ..errors import AevbError, unreadable
 
 
 def is_lazy(values) -> bool:
@@ -44,12 +44,10 @@ class Shards:
     ndim = 2
 
     def __init__(self, files: list[Path]):
-        from .data import _unreadable
-
         self.files = list(files)
         self.parts = []
         for path in self.files:
-            with _unreadable(path, "a numeric .npy array"):
+            with unreadable(path, "a numeric .npy array"):
                 array = np.load(path, mmap_mode="r", allow_pickle=False)
             if array.dtype.kind not in "biuf" or array.ndim != 2:
                 raise AevbError(

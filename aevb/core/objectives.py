@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch.distributions import Distribution, Independent, kl_divergence
 
-from .config import VAEConfig
-from .model import LatentVariableModel
+from ..config import VAEConfig
+from ..vae.model import LatentVariableModel
 
 
 @dataclass

@@ -23,11 +23,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from .atomic import remove_stale_temporaries, replace_atomically
-from .config import VAEConfig
-from .errors import AevbError
-from .persistence import CONFIG_FILE, WEIGHTS_FILE, check_format
-from .version import __version__
+from ..config import VAEConfig
+from ..errors import AevbError
+from ..store.atomic import remove_stale_temporaries, replace_atomically
+from ..store.persistence import CONFIG_FILE, WEIGHTS_FILE, check_format
+from ..version import __version__
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 FORMAT = "aevb-checkpoint"

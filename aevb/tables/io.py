@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import AevbError
+from ..errors import AevbError
 
 TABLE_SUFFIXES = (".csv", ".parquet")
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .config import TableConfig
-from .estimator import VAE, _check_positive_int
+from ..config import TableConfig
+from ..estimator import VAE, _check_positive_int
+from ..vae.model import LatentVariableModel
 from .impute import conditional_column_scores, impute
-from .model import LatentVariableModel, build_table_vae
-from .table_io import read_table
-from .table_preprocess import TablePreprocessor
-from .table_schema import TableSchema
+from .io import read_table
+from .model import build_table_vae
+from .preprocess import TablePreprocessor
+from .schema import TableSchema
 
 
 class TabularVAE(VAE):

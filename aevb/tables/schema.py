@@ -19,7 +19,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from .errors import AevbError
+from ..errors import AevbError
 
 ColumnKind = Literal["continuous", "integer", "categorical", "boolean"]
 TRUE_WORDS = {"true", "yes", "t", "y"}

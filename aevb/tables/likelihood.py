@@ -15,8 +15,8 @@ import torch
 from torch import nn
 from torch.distributions import Bernoulli, Categorical, Distribution, MixtureSameFamily, Normal, constraints
 
-from .distributions import bounded_scale
-from .table_schema import TableSchema
+from ..core.distributions import bounded_scale
+from .schema import TableSchema
 
 
 class TableDistribution(Distribution):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .table_schema import TableSchema
+from .schema import TableSchema
 
 
 def mixed_table(n: int, seed: int = 0):

@@ -27,11 +27,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .data import Dataset, _unreadable, validated
+from ..core.evaluation import chunk_statistics, width
+from ..core.noise import SEED_STRIDE
+from ..data.loaders import Dataset, validated
+from ..data.shards import Shards, shard_files
+from ..errors import AevbError, unreadable
 from .distributed import SINGLE, Group
-from .errors import AevbError
-from .noise import SEED_STRIDE
-from .shards import Shards, shard_files
 
 CHUNK_ROWS = 16384
 
@@ -52,7 +53,7 @@ def open_rows(path: Path) -> np.ndarray | Shards:
     """The rows of a .npy file or folder of .npy shards, memory-mapped (nothing is read yet), as (n, D)."""
     if path.is_dir():
         return Shards(shard_files(path) or [])
-    with _unreadable(path, "a numeric .npy array"):
+    with unreadable(path, "a numeric .npy array"):
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     if array.dtype.kind not in "biuf" or array.size == 0 or array.ndim not in (1, 2, 3, 4):
         raise AevbError(f"{path} holds no rows of numbers (dtype {array.dtype}, shape {array.shape})")
@@ -92,8 +93,6 @@ def scored_chunks(model, rows: np.ndarray, name: str, k: int, seed: int, proposa
 def evaluate_rows(model, rows: np.ndarray, name: str, k: int, seed: int, proposal: str,
                   group: Group = SINGLE) -> dict:
     """``model.evaluate`` of ``rows``, chunk by chunk, the chunks shared out among the ranks."""
-    from .evaluation import chunk_statistics, width
-
     table = torch.zeros(n_chunks(len(rows)), width(model.model_.latent_dim), dtype=torch.float64)
     for index, part in chunks(rows, name, my_chunks(len(rows), group)):
         table[index] = torch.from_numpy(chunk_statistics(model, part, k, chunk_seed(seed, index), proposal))
