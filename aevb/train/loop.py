@@ -332,8 +332,8 @@ def train(
                 while state.position < len(train_x):
                     rows = _next_rows(train_x, state, config.batch_size)
                     batch = pre.to_model(rows, generator).to(device, non_blocking=True)
-                    progress_ = Progress(epoch=state.epoch + 1, step=state.step)
-                    sums = _gradient_step(step, model, optimizer, batch, config, progress_, group)
+                    now = Progress(epoch=state.epoch + 1, step=state.step)
+                    sums = _gradient_step(step, model, optimizer, batch, config, now, group)
                     if isinstance(sums, str):
                         diverged(sums)
                     state.sums += sums
