@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import aevb
+from aevb.train import checkpoint
 
 FIXTURES = Path(__file__).parent / "fixtures" / "layout_v1"
 OPTIONS = dict(latent_dim=2, hidden=(6,), batch_size=8, patience=100, seed=3)
@@ -51,6 +52,11 @@ def test_an_old_checkpoint_resumes_bit_for_bit(expected, rows, tmp_path):
         header = next(csv.reader(handle))
     assert header == ["epoch", "seconds", "train_elbo", "train_reconstruction", "train_kl",
                       "val_elbo", "val_reconstruction", "val_kl"]
+    # The checkpoint is written back in today's format, the best bound under its generic name.
+    meta, _ = checkpoint.read(run)
+    assert meta["format_version"] == checkpoint.FORMAT_VERSION
+    assert meta["progress"]["best_bound"] == max(row["val_elbo"] for row in model.history_)
+    assert "best_elbo" not in meta["progress"]
 
 
 def test_an_old_checkpoint_resumes_to_what_an_unbroken_run_reaches(rows, tmp_path):
