@@ -72,7 +72,10 @@ def test_likelihood_sums_the_observed_cells_only():
                 value = x[i, j].long() if j == 1 else x[i, j]
                 assert torch.allclose(per_column[i, j], part.log_prob(value)[i])
     # The Gaussian is in the user's units: standardized parameters, scale 2 folded in.
-    assert torch.allclose(dist.parts[0].scale, 2.0 * head.linear(h)[:, 1].clamp(math.log(1e-4), math.log(1e4)).exp())
+    out = head.linear(h)
+    in_user_units = torch.distributions.Normal(5.0 + 2.0 * out[:, 0], 2.0 * out[:, 1].clamp(math.log(1e-4), math.log(1e4)).exp())
+    assert torch.allclose(per_column[[0, 2], 0], in_user_units.log_prob(x[:, 0].nan_to_num())[[0, 2]])
+    assert torch.allclose(dist.parts[0].mean, in_user_units.mean)
     dist.log_prob(x).sum().backward()
     assert torch.isfinite(h.grad).all()
 

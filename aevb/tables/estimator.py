@@ -16,8 +16,8 @@ from .schema import TableSchema
 
 
 class TabularVAE(VAE):
-    """A VAE that learns p(x) of a pandas DataFrame (or a .csv/.parquet file): continuous,
-    integer, categorical and boolean columns, with holes (NaN, NA, empty cells) modelled
+    """A VAE that learns p(x) of a pandas DataFrame (or a .csv/.parquet file, or a 2-D array):
+    continuous, positive, integer, date, categorical and boolean columns, with holes (NaN, NA, empty cells) modelled
     as missing: the ELBO covers the observed cells only and the encoder sees the mask.
 
     Keyword arguments are the fields of :class:`aevb.config.TableConfig`. Everything a
@@ -43,14 +43,15 @@ class TabularVAE(VAE):
     def infer_schema(self, X) -> TableSchema:
         """The schema ``fit`` would use for the table X (to show before training)."""
         c = self.config
-        return TableSchema.infer(read_table(X), c.categorical, c.continuous, c.boolean, c.ignore, c.max_categories)
+        return TableSchema.infer(read_table(X), c.categorical, c.continuous, c.boolean, c.ignore, c.max_categories, c.bounds)
 
     def _make_model(self, n_features: int, pre: TablePreprocessor) -> LatentVariableModel:
         return build_table_vae(self.config, pre.schema)
 
     def _prepare(self, X):
-        schema = self.infer_schema(X)
-        return schema.encode(read_table(X)), TablePreprocessor(schema), None
+        frame = read_table(X)
+        schema = self.infer_schema(frame)
+        return schema.encode(frame), TablePreprocessor(schema), None
 
     def _rows(self, X) -> torch.Tensor:
         self._check_fitted()

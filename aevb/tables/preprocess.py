@@ -1,7 +1,7 @@
 """Integer columns of a table are dequantized, as the array path does for levels.
 
-The model sees y_j = x_j + u_j with u_j ~ U[0, 1) for integer columns, and x_j
-unchanged for every other kind (continuous columns are standardized inside
+The model sees y_j = x_j + u_j with u_j ~ U[0, 1) for dequantized (integer) columns,
+and x_j unchanged for every other kind (continuous columns are standardized inside
 the model, so its log-densities stay in the user's units and no Jacobian is
 added here). For integer columns the reported log-likelihood is then a lower
 bound on the log-probability of the integer values (Jensen's inequality over u).
@@ -26,7 +26,7 @@ class TablePreprocessor:
 
     def __post_init__(self):
         # Built once: to_model runs on every training batch.
-        self._integer = torch.tensor([c.kind == "integer" for c in self.schema.columns])
+        self._integer = torch.tensor([c.kind_class.dequantized for c in self.schema.columns])
 
     def _integer_columns(self, y: torch.Tensor) -> torch.Tensor:
         return self._integer.to(y.device)
