@@ -354,7 +354,7 @@ class Integer(Numeric):
         if not all(-(2**63) <= v <= INT64_LIMIT for v in observed):
             raise AevbError(f"column {name!r} holds integers beyond 64 bits; model it with --continuous {name} "
                             f"or leave it out with --ignore {name}")
-        offset = round(sum(observed) / len(observed))  # a whole number: floor() stays on the grid
+        offset = (2 * sum(observed) + len(observed)) // (2 * len(observed))  # the rounded mean, in exact integers
         if any(abs(v - offset) > 2**53 for v in observed):
             raise AevbError(
                 f"column {name!r} spans more than 2^53 between its integers; model it with --continuous {name} "
