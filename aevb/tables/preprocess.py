@@ -12,15 +12,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch.distributions import MultivariateNormal
 
 from .schema import TableSchema
 
 
 @dataclass
 class TablePreprocessor:
-    """The array path's Preprocessor interface, for rows encoded by a :class:`TableSchema`."""
+    """The array path's Preprocessor interface, for rows encoded by a :class:`TableSchema`.
+
+    ``latent`` holds the moments of the aggregate posterior of the training rows
+    (:func:`aggregate_posterior_moments`), from which synthetic rows are drawn; None
+    (a model saved before) draws from the prior."""
 
     schema: TableSchema
+    latent: dict | None = None
     kind = "table"
     likelihood = "table"
 
@@ -54,9 +60,43 @@ class TablePreprocessor:
         back = (y - 0.5) if mean else torch.floor(y)
         return torch.where(integer, back, y)
 
+    def latent_distribution(self) -> MultivariateNormal | None:
+        """N(mean, covariance) of the aggregate posterior, or None."""
+        if self.latent is None:
+            return None
+        mean = torch.tensor(self.latent["mean"], dtype=torch.float64)
+        return MultivariateNormal(mean, torch.tensor(self.latent["covariance"], dtype=torch.float64))
+
     def to_dict(self) -> dict:
-        return self.schema.to_dict()
+        values = self.schema.to_dict()
+        if self.latent is not None:
+            values["latent"] = self.latent
+        return values
 
     @classmethod
     def from_dict(cls, values: dict) -> "TablePreprocessor":
-        return cls(TableSchema.from_dict(values))
+        pre = cls(TableSchema.from_dict(values), values.get("latent"))
+        if pre.latent is not None:
+            try:
+                distribution = pre.latent_distribution()
+                finite = bool(torch.isfinite(distribution.covariance_matrix).all() and torch.isfinite(distribution.mean).all())
+            except (KeyError, TypeError, ValueError, RuntimeError):
+                finite = False
+            if not finite or distribution.mean.dim() != 1:
+                raise ValueError("the latent moments of the table model are not a valid mean and covariance")
+        return pre
+
+
+def aggregate_posterior_moments(z: torch.Tensor) -> dict:
+    """Mean and covariance of q(z) = (1/N) sum_n q(z|x_n), the codes of the training rows,
+    estimated from draws z (S, N, latent_dim) of every row's posterior (any posterior family):
+
+        E[z] = mean_n E[z|x_n],    Cov[z] = Cov_n(E[z|x_n]) + mean_n Cov[z|x_n].
+
+    The prior N(0, I) is only what the KL term pulls q(z) towards; on a small table the
+    active latent directions end wider than it (std 1.3 on wine), so rows drawn from the
+    prior cover the middle of the data and miss its spread (sampled stds 0.6-0.8 of the
+    real ones). Drawing z from this moment-matched Gaussian restores the spread."""
+    z = z.double().reshape(-1, z.shape[-1])
+    covariance = torch.cov(z.T, correction=0).reshape(z.shape[1], z.shape[1])
+    return {"mean": z.mean(0).tolist(), "covariance": covariance.tolist()}
