@@ -471,3 +471,34 @@ def test_bounds_keep_draws_inside_the_observed_range():
         assert draws[name].min() >= frame[name].min() and draws[name].max() <= frame[name].max()
     with pytest.raises(AevbError, match="bounds"):
         TabularVAE(bounds="clip")
+
+
+def test_aggregate_posterior_moments_match_the_mixture_of_posteriors():
+    """q(z) = (1/N) sum_n N(mu_n, diag s_n^2): mean = mean of mu_n, covariance = Cov(mu_n) + mean diag s_n^2."""
+    from aevb.tables.preprocess import aggregate_posterior_moments
+
+    generator = torch.Generator().manual_seed(0)
+    mu = torch.randn(50, 2, generator=generator, dtype=torch.float64) @ torch.tensor([[1.5, 0.0], [0.7, 0.3]], dtype=torch.float64)
+    s = 0.2 + torch.rand(50, 2, generator=generator, dtype=torch.float64)
+    z = mu + s * torch.randn(4000, 50, 2, generator=generator, dtype=torch.float64)
+    moments = aggregate_posterior_moments(z)
+    exact = torch.cov(mu.T, correction=0) + torch.diag((s**2).mean(0))
+    assert torch.allclose(torch.tensor(moments["mean"], dtype=torch.float64), mu.mean(0), atol=0.01)
+    assert torch.allclose(torch.tensor(moments["covariance"], dtype=torch.float64), exact, atol=0.02)
+
+
+def test_synthetic_rows_follow_the_codes_of_the_training_rows_not_the_prior(fitted, tmp_path):
+    """A model whose training codes are wider than N(0, I) draws z from their moments (kept on save);
+    ``from_prior=True`` and a model saved without them draw from the prior."""
+    model, _ = fitted
+    latent = model.preprocessor_.latent_distribution()
+    assert latent is not None and latent.mean.shape == (2,)
+    model.save(tmp_path / "m")
+    again = load(tmp_path / "m")
+    assert torch.equal(again.preprocessor_.latent_distribution().covariance_matrix, latent.covariance_matrix)
+    assert again.sample(5, seed=3).equals(model.sample(5, seed=3))
+    from_prior = model.sample(5, seed=3, from_prior=True)
+    assert not from_prior.equals(model.sample(5, seed=3))
+    legacy = load(FIXTURE / "model")
+    assert legacy.preprocessor_.latent is None
+    assert legacy.sample(5, seed=3).equals(legacy.sample(5, seed=3, from_prior=True))
