@@ -67,6 +67,11 @@ def is_integer_dtype(series) -> bool:
     return pd.api.types.is_integer_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
+def observed_numbers(series, observed) -> np.ndarray | None:
+    """The observed cells of a numeric column as float64, or None for a column of another type."""
+    return observed.astype("float64").to_numpy() if is_numeric(series) else None
+
+
 def boolean_values(series) -> np.ndarray | None:
     """The column as 0/1 floats with NaN holes if every observed value is a truth value, else None."""
     pd = pandas()
@@ -303,10 +308,8 @@ class Positive(Continuous):
 
     @staticmethod
     def matches(series, observed, max_categories):
-        if not is_numeric(series):
-            return False
-        values = observed.astype("float64").to_numpy()
-        if len(values) < 8 or values.min() <= 0 or not np.isfinite(values).all() or values.max() > LARGEST_VALUE:
+        values = observed_numbers(series, observed)
+        if values is None or len(values) < 8 or values.min() <= 0 or not np.isfinite(values).all() or values.max() > LARGEST_VALUE:
             return False
         skew, log_skew = _skewness(values), _skewness(np.log(values))
         return skew > 1.0 and abs(log_skew) < skew / 2
@@ -343,10 +346,8 @@ class Integer(Numeric):
 
     @staticmethod
     def matches(series, observed, max_categories):
-        if not is_numeric(series):
-            return False
-        values = observed.astype("float64").to_numpy()
-        return bool((values == np.round(values)).all() and (np.abs(values) < 2.0**63).all())
+        values = observed_numbers(series, observed)
+        return values is not None and bool((values == np.round(values)).all() and (np.abs(values) < 2.0**63).all())
 
     def describe(self, name, series, column_class, bounds="sign"):
         whole = _whole_numbers(name, series)
