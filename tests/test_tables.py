@@ -419,7 +419,8 @@ def test_identifiers_are_left_out_with_a_note_and_dates_are_numbers():
     assert "note: column 'customer' is left out" in schema.summary()
     model = TabularVAE(**{**TINY, "epochs": 3}).fit(frame)
     drawn = pd.to_datetime(model.sample(50, seed=0)["day"], format="%Y-%m-%d")  # raises if not a date
-    assert drawn.notna().all()
+    assert drawn.notna().all() and (drawn >= days.min() - pd.Timedelta(days=60)).all()
+    assert (drawn <= days.max() + pd.Timedelta(days=60)).all() and drawn.nunique() > 5
     filled = model.impute(frame, k=5)
     assert filled.loc[3, "day"] is not None and filled["customer"].equals(frame["customer"])
     # A measurement that happens to differ in every row is not an identifier.

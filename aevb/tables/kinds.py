@@ -584,8 +584,10 @@ def _seconds(name: str, series, form: str) -> np.ndarray:
     bad = stamps.isna() & series.notna()
     if bad.any():
         raise AevbError(f"column {name!r} is a date in the model but holds {series[bad].iloc[0]!r}")
-    seconds = stamps.astype("int64").to_numpy().astype(np.float64) / 1e9
-    return np.where(stamps.isna().to_numpy(), np.nan, seconds)
+    if getattr(stamps.dt, "tz", None) is not None:
+        stamps = stamps.dt.tz_convert(None)
+    # Whatever the resolution pandas chose (s, ms, ns): seconds since 1970 as float64, NaN for holes.
+    return ((stamps - pd.Timestamp(0)) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _whole_numbers(name: str, series) -> list:
