@@ -370,8 +370,13 @@ class Integer(Numeric):
         return column_class(name, self.name, "int64", shift=shift, scale=scale, offset=offset, lower=lower, upper=upper)
 
     def encode(self, column, series):
-        whole = _whole_numbers(column.name, series)
         offset = int(column.offset)
+        if is_integer_dtype(series) and len(series):
+            holes = series.isna().to_numpy()
+            ints = series.astype("Int64").to_numpy(dtype=np.int64, na_value=offset)
+            if -(2**62) < int(ints.min()) - offset and int(ints.max()) - offset < 2**62:  # no wrap-around
+                return np.where(holes, np.nan, (ints - np.int64(offset)).astype(np.float64))
+        whole = _whole_numbers(column.name, series)
         return np.array([np.nan if v is None else float(v - offset) for v in whole], dtype=np.float64)
 
     def decode(self, column, values):
@@ -379,6 +384,8 @@ class Integer(Numeric):
         low = -(2**63) if column.lower is None else int(column.lower)
         high = INT64_LIMIT if column.upper is None else int(column.upper)
         steps = np.clip(np.round(values), float(low - offset), float(high - offset))
+        if abs(offset) < 2**62 and (len(steps) == 0 or np.abs(steps).max() < 2**61):
+            return pandas().Series(np.int64(offset) + steps.astype(np.int64), dtype="int64")
         # Whole numbers added to the offset as Python ints: exact past 2^53, never wrapped.
         ints = [offset + int(v) for v in steps]
         ints = [min(max(v, max(low, -(2**63))), min(high, INT64_LIMIT)) for v in ints]
