@@ -259,12 +259,19 @@ class TableConfig(VAEConfig):
         default=1,
         metadata={"help": "Gaussians per continuous column in p(x|z): 1, or a mixture for multi-modal columns."},
     )
+    bounds: Literal["sign", "range", "none"] = field(
+        default="sign",
+        metadata={"help": "Where synthetic and imputed numbers are kept: sign (a column never below 0 "
+                  "stays at or above its smallest value), range (within the observed min and max), or none."},
+    )
 
     def validate(self) -> None:
         for name in ("categorical", "continuous", "boolean", "ignore"):
             setattr(self, name, tuple(str(v) for v in getattr(self, name)))
         super().validate()
         _require_positive_ints(self, ["max_categories", "components"])
+        if self.bounds not in ("sign", "range", "none"):
+            raise AevbError(f"bounds must be one of sign, range, none, got {self.bounds!r}")
         if self.prior == "vamp":
             raise AevbError("the vamp prior is not available for tables; use --prior standard or mog")
         if self.decoder == "linear":

@@ -199,5 +199,9 @@ def validated(data: Dataset, name: str) -> Dataset:
         raise AevbError(
             f"{name} has {bad_count} NaN or infinite value(s), "
             f"the first at row {row}, column {column} (counting from 0)"
+            + (
+                "; for data with holes use a table (aevb.TabularVAE, or a .csv with empty cells)"
+                if np.isnan(values[row, column]) else ""
+            )
         )
     return Dataset(values, data.image_shape)

@@ -31,6 +31,11 @@ LARGEST_VALUE = 1e30
 SMALLEST_SCALE = 1e-30
 
 
+def dequantization_moments(mean, variance):
+    """The mean and variance of x + u, u ~ U[0, 1) independent of x: mean + 1/2, variance + 1/12."""
+    return mean + 0.5, variance + 1.0 / 12.0
+
+
 def check_range(x: np.ndarray, first_row: int = 0) -> None:
     """Raise unless every value fits the model's 32-bit arithmetic; x's rows are counted from ``first_row``."""
     too_large = np.abs(x) > LARGEST_VALUE

@@ -6,18 +6,19 @@ import numpy as np
 import torch
 
 from ..config import TableConfig
+from ..errors import TrainingStopped
 from ..estimator import _check_positive_int
 from ..vae.estimator import VAE
 from .family import TableVAEFamily
 from .impute import conditional_column_scores, impute
 from .io import read_table
-from .preprocess import TablePreprocessor
+from .preprocess import TablePreprocessor, aggregate_posterior_moments
 from .schema import TableSchema
 
 
 class TabularVAE(VAE):
-    """A VAE that learns p(x) of a pandas DataFrame (or a .csv/.parquet file): continuous,
-    integer, categorical and boolean columns, with holes (NaN, NA, empty cells) modelled
+    """A VAE that learns p(x) of a pandas DataFrame (or a .csv/.parquet file, or a 2-D array):
+    continuous, positive, integer, date, categorical and boolean columns, with holes (NaN, NA, empty cells) modelled
     as missing: the ELBO covers the observed cells only and the encoder sees the mask.
 
     Keyword arguments are the fields of :class:`aevb.config.TableConfig`. Everything a
@@ -44,11 +45,12 @@ class TabularVAE(VAE):
     def infer_schema(self, X) -> TableSchema:
         """The schema ``fit`` would use for the table X (to show before training)."""
         c = self.config
-        return TableSchema.infer(read_table(X), c.categorical, c.continuous, c.boolean, c.ignore, c.max_categories)
+        return TableSchema.infer(read_table(X), c.categorical, c.continuous, c.boolean, c.ignore, c.max_categories, c.bounds)
 
     def _prepare(self, X):
-        schema = self.infer_schema(X)
-        return schema.encode(read_table(X)), TablePreprocessor(schema), None
+        frame = read_table(X)
+        schema = self.infer_schema(frame)
+        return schema.encode(frame), TablePreprocessor(schema), None
 
     def _rows(self, X) -> torch.Tensor:
         self._check_fitted()
@@ -61,10 +63,43 @@ class TabularVAE(VAE):
     def read_data(source, key=None):
         return read_table(source)
 
-    def sample(self, n: int = 1, seed: int | None = None, mean: bool = False):
+    def fit(self, X, *args, **kwargs) -> "TabularVAE":
+        """Train on the table X (see :meth:`aevb.VAE.fit`), then keep the moments of the
+        training rows' aggregate posterior, from which :meth:`sample` draws z."""
+        frame = read_table(X)
+        try:
+            super().fit(frame, *args, **kwargs)
+        except TrainingStopped:
+            self._keep_latent_moments(frame)
+            raise
+        self._keep_latent_moments(frame)
+        return self
+
+    @torch.no_grad()
+    def _keep_latent_moments(self, frame, draws: int = 8) -> None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            z = torch.cat([self.model_.posterior(y).sample((draws,)) for y in self._centered_batches(frame)], dim=1)
+        self.preprocessor_.latent = aggregate_posterior_moments(z)
+
+    @torch.no_grad()
+    def sample(self, n: int = 1, seed: int | None = None, mean: bool = False, from_prior: bool = False):
         """n synthetic rows as a DataFrame with the training table's columns, dtypes and labels
-        (``mean=True``: each cell's typical value given z instead of a draw)."""
-        return self.schema_.decode(super().sample(n, seed, mean))
+        (``mean=True``: each cell's typical value given z instead of a draw).
+
+        z is drawn from a Gaussian with the mean and covariance of the training rows' codes
+        (the aggregate posterior, :func:`~aevb.tables.preprocess.aggregate_posterior_moments`),
+        or from the prior with ``from_prior=True`` (and for a model saved without them)."""
+        self._check_fitted()
+        n = _check_positive_int(n, "the number of samples")
+        latent = None if from_prior else self.preprocessor_.latent_distribution()
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            z = self.model_.sample_latents(n) if latent is None else latent.sample((n,)).to(self.dtype)
+            decoded = self.model_.likelihood(z)
+            y = decoded.mean if mean else decoded.sample()
+        return self.schema_.decode(self.preprocessor_.from_model(y, mean=mean).double().numpy())
 
     @torch.no_grad()
     def impute(self, X, k: int = 100, multiple: int | None = None, seed: int = 0):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.preprocess import dequantization_moments
 from .schema import TableSchema
 
 
@@ -54,10 +55,17 @@ def independent_log_likelihood(train, test, schema: TableSchema) -> np.ndarray:
     for j, column in enumerate(schema.columns):
         x, y = train_rows[:, j], test_rows[:, j]
         x, seen = x[~np.isnan(x)], ~np.isnan(y)
-        if column.kind in ("continuous", "integer"):
-            offset, extra = (0.5, 1 / 12) if column.kind == "integer" else (0.0, 0.0)
-            mean, var = x.mean() + offset, x.var() + extra
-            value = -0.5 * np.log(2 * np.pi * var) - 0.5 * (y[seen] + offset - mean) ** 2 / var
+        kind = column.kind_class
+        if kind.numeric:
+            if kind.log_values:  # a log-normal: a Gaussian on log x, with the Jacobian -log x
+                x, y = np.log(x), np.log(y)
+            mean, var = x.mean(), x.var()
+            centre = 0.0
+            if kind.dequantized:  # x + u, scored at the centre of each cell
+                (mean, var), centre = dequantization_moments(mean, var), 0.5
+            value = -0.5 * np.log(2 * np.pi * var) - 0.5 * (y[seen] + centre - mean) ** 2 / var
+            if kind.log_values:
+                value = value - y[seen]
         else:
             counts = np.bincount(x.astype(int), minlength=max(2, len(column.categories))) + 1.0
             value = np.log(counts / counts.sum())[y[seen].astype(int)]
@@ -74,7 +82,7 @@ def imputation_errors(truth, holey, filled, schema: TableSchema) -> dict[str, fl
         if not hole.any():
             continue
         true = truth[column.name][hole]
-        if column.kind in ("continuous", "integer"):
+        if column.kind_class.numeric:
             errors[column.name] = float(np.sqrt(np.mean((filled[column.name][hole].astype(float) - true) ** 2)))
             errors[f"{column.name} baseline"] = float(np.sqrt(np.mean((holey[column.name].astype(float).mean() - true) ** 2)))
         else:

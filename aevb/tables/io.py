@@ -18,11 +18,22 @@ TABLE_SUFFIXES = (".csv", ".parquet")
 
 
 def read_table(source):
-    """A DataFrame from a .csv or .parquet file (a DataFrame is returned as it is)."""
+    """A DataFrame from a .csv or .parquet file (a DataFrame is returned as it is, a 2-D array
+    becomes columns named 0, 1, ...). A CSV column of whole numbers with holes is read as
+    nullable integers (Int64), so integers past 2^53 keep every digit."""
+    import numpy as np
     import pandas as pd
 
     if isinstance(source, pd.DataFrame):
         return source
+    if not isinstance(source, (str, Path)):
+        try:
+            array = np.asarray(source)
+        except (ValueError, TypeError) as error:
+            raise AevbError(f"a table must be a DataFrame, a .csv/.parquet file or a 2-D array ({error})") from None
+        if array.ndim != 2 or array.dtype.kind not in "biufOUS" or array.size == 0:
+            raise AevbError(f"a table must be a DataFrame, a .csv/.parquet file or a 2-D array, got {type(source).__name__} of shape {array.shape}")
+        return pd.DataFrame(array, columns=[str(j) for j in range(array.shape[1])])
     path = Path(source)
     if not path.is_file():
         raise AevbError(f"no such file: {path}")
@@ -37,7 +48,29 @@ def read_table(source):
     if frame.empty:
         raise AevbError(f"{path} holds no rows")
     frame.columns = [str(c) for c in frame.columns]
+    if suffix == ".csv":
+        _whole_numbers_with_holes(path, frame)
     return frame
+
+
+def _whole_numbers_with_holes(path: Path, frame) -> None:
+    """Re-read, as Int64, the float columns with holes whose every cell is written as a whole number
+    (pandas turns such a column into float64, which rounds integers past 2^53)."""
+    import pandas as pd
+
+    holey = [name for name in frame.columns if frame[name].dtype == "float64" and frame[name].isna().any()]
+    if not holey:
+        return
+    text = pd.read_csv(path, dtype=str, usecols=lambda name: str(name) in holey)
+    text.columns = [str(c) for c in text.columns]
+    for name in holey:
+        cells = text[name]
+        observed = cells.dropna().str.strip()
+        if len(observed) == 0 or not observed.str.fullmatch(r"[+-]?\d+").all():
+            continue
+        values = [None if pd.isna(v) else int(v) for v in cells]
+        if all(v is None or -(2**63) <= v < 2**63 for v in values):
+            frame[name] = pd.array(values, dtype="Int64")
 
 
 def is_table_file(source) -> bool:

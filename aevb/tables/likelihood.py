@@ -2,20 +2,21 @@
 
     log p(x_obs | z) = sum_{j observed} log p_j(x_j | z)
 
-with p_j a Gaussian (or a mixture of Gaussians) for continuous and integer
+with p_j given by the column's kind (:mod:`aevb.tables.kinds`): a Gaussian (or a
+mixture) on the standardized value for numbers, a log-normal for positive skewed
 columns, a categorical softmax for categories and a Bernoulli for booleans
 (MIWAE, Mattei & Frellsen 2019: the holes are left out of the likelihood).
-Continuous parameters come out of the network standardized and are mapped
-to the user's units here, so log-densities are per unit of the user's data.
+Numeric parameters come out of the network standardized and are mapped to the
+user's units by an affine transform, so log-densities are per unit of the user's data.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.distributions import Bernoulli, Categorical, Distribution, MixtureSameFamily, Normal, constraints
+from torch.distributions import Bernoulli, Categorical, Distribution, TransformedDistribution, constraints
 
-from ..core.distributions import bounded_scale
+from .kinds import KINDS
 from .schema import TableSchema
 
 
@@ -35,8 +36,10 @@ class TableDistribution(Distribution):
         """log p_j(x_j | z) of column j of the rows ``value`` (..., C), shape (...); 0 for a hole."""
         cell = value[..., j]
         observed = ~torch.isnan(cell)
-        filled = torch.where(observed, cell, torch.zeros((), dtype=cell.dtype))
         part = self.parts[j]
+        # A hole is filled with a value every kind can score (1 is inside a log-normal's support).
+        fill = 1.0 if isinstance(part, TransformedDistribution) else 0.0
+        filled = torch.where(observed, cell, torch.full((), fill, dtype=cell.dtype))
         return part.log_prob(filled.long() if isinstance(part, Categorical) else filled) * observed
 
     def column_log_prob(self, value: torch.Tensor) -> torch.Tensor:
@@ -64,7 +67,7 @@ class TableDistribution(Distribution):
         """One best guess per cell, shape (B, C), under the mixture sum_k w_k p(x|z_k).
 
         ``weights`` (k, B) sum to 1 over k for a batch shape (k, B); None means one z
-        per row. Continuous cells get the mixture's mean, categorical and boolean
+        per row. Numeric cells get the mixture's mean, categorical and boolean
         cells its most probable value.
         """
         columns = []
@@ -87,52 +90,35 @@ class TableDistribution(Distribution):
 
 
 class TableHead(nn.Module):
-    """features h (..., H) -> TableDistribution: one linear layer gives every column's parameters.
-
-    Continuous and integer columns get ``components`` Gaussians (a mixture when more than
-    one): mixture logits, standardized means and log-scales, mapped to the user's units by
-    the column's shift and scale.
-    """
+    """features h (..., H) -> TableDistribution: one linear layer gives every column's parameters,
+    as many as the column's kind asks for (``components`` Gaussians for a number: a mixture
+    when more than one), mapped to the user's units by the column's shift and scale."""
 
     def __init__(self, in_features: int, schema: TableSchema, components: int = 1):
         super().__init__()
-        self.kinds = [c.kind for c in schema.columns]
+        self.kinds = [KINDS[c.kind] for c in schema.columns]
         self.components = components
-        sizes = []
-        for c in schema.columns:
-            if c.kind == "categorical":
-                sizes.append(len(c.categories))
-            elif c.kind == "boolean":
-                sizes.append(1)
-            else:
-                sizes.append(3 * components if components > 1 else 2)
-        self.sizes = sizes
-        self.linear = nn.Linear(in_features, sum(sizes))
+        self.sizes = [c.kind_class.head_size(c, components) for c in schema.columns]
+        self.linear = nn.Linear(in_features, sum(self.sizes))
         self.register_buffer("shift", torch.tensor([c.shift for c in schema.columns]))
         self.register_buffer("scale", torch.tensor([c.scale for c in schema.columns]))
 
     def forward(self, h: torch.Tensor) -> TableDistribution:
-        parts = []
-        for j, (kind, out) in enumerate(zip(self.kinds, self.linear(h).split(self.sizes, dim=-1))):
-            if kind == "categorical":
-                parts.append(Categorical(logits=out))
-            elif kind == "boolean":
-                parts.append(Bernoulli(logits=out[..., 0]))
-            else:
-                logits, loc, log_scale = out.chunk(3, dim=-1) if self.components > 1 else (None, out[..., 0], out[..., 1])
-                gaussian = Normal(loc * self.scale[j] + self.shift[j], bounded_scale(log_scale) * self.scale[j])
-                parts.append(gaussian if logits is None else MixtureSameFamily(Categorical(logits=logits), gaussian))
-        return TableDistribution(parts)
+        outputs = self.linear(h).split(self.sizes, dim=-1)
+        return TableDistribution([
+            kind.distribution(out, self.shift[j], self.scale[j], self.components)
+            for j, (kind, out) in enumerate(zip(self.kinds, outputs))
+        ])
 
 
 class TableEncoderInput(nn.Module):
-    """Rows with holes (B, C) -> the encoder's input (B, sum of widths + C):
-    standardized numbers, one-hot categories and centred booleans, zero where a cell is
-    missing, followed by the mask of observed cells (the encoder sees what is missing)."""
+    """Rows with holes (B, C) -> the encoder's input (B, sum of widths + C): each column as its
+    kind reads it (standardized numbers, one-hot categories, centred booleans), zero where a
+    cell is missing, followed by the mask of observed cells (the encoder sees what is missing)."""
 
     def __init__(self, schema: TableSchema):
         super().__init__()
-        self.kinds = [c.kind for c in schema.columns]
+        self.kinds = [KINDS[c.kind] for c in schema.columns]
         self.widths = [c.width for c in schema.columns]
         self.register_buffer("shift", torch.tensor([c.shift for c in schema.columns]))
         self.register_buffer("scale", torch.tensor([c.scale for c in schema.columns]))
@@ -144,14 +130,9 @@ class TableEncoderInput(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         observed = ~torch.isnan(x)
         filled = torch.where(observed, x, torch.zeros((), dtype=x.dtype))
-        standardized = (filled - self.shift.to(x.dtype)) / self.scale.to(x.dtype) * observed
-        pieces = []
-        for j, (kind, width) in enumerate(zip(self.kinds, self.widths)):
-            if kind == "categorical":
-                one_hot = nn.functional.one_hot(filled[..., j].long().clamp(0, width - 1), width).to(x.dtype)
-                pieces.append(one_hot * observed[..., j : j + 1])
-            elif kind == "boolean":
-                pieces.append(((2 * filled[..., j] - 1) * observed[..., j]).unsqueeze(-1))
-            else:
-                pieces.append(standardized[..., j : j + 1])
+        shift, scale = self.shift.to(x.dtype), self.scale.to(x.dtype)
+        pieces = [
+            kind.encoder_piece(filled[..., j], observed[..., j], shift[j], scale[j], width)
+            for j, (kind, width) in enumerate(zip(self.kinds, self.widths))
+        ]
         return torch.cat([*pieces, observed.to(x.dtype)], dim=-1)
