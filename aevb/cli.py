@@ -170,6 +170,7 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
     estimator_class = TabularVAE if table else ESTIMATORS[model_name]
     chosen = {**saved, **_options_for(estimator_class, options, "tables" if table else f"--model {model_name}")}
     model = estimator_class(**chosen)
+    model.config  # checks the options before any data is read or folder made
     if table:
         dataset = read_table(source)
         if not quiet:

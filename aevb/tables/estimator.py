@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import pandas as pd
 import torch
 
 from ..config import TableConfig
@@ -48,13 +51,38 @@ class TabularVAE(VAE):
     def _make_model(self, n_features: int, pre: TablePreprocessor) -> LatentVariableModel:
         return build_table_vae(self.config, pre.schema)
 
+    def _build(self, n_features: int, pre: TablePreprocessor, image_shape) -> None:
+        super()._build(n_features, pre, image_shape)
+        self.n_features_in_ = len(pre.schema.columns) + len(pre.schema.ignored)  # as given, ignored ones too
+
+    def _table(self, X, reset: bool):
+        """X as a DataFrame: a file is read, an array's columns are named 0, 1, ...; fit
+        (``reset``) records ``n_features_in_`` and ``feature_names_in_``, later calls
+        compare an array's width (a DataFrame's columns are matched by name, an array's by
+        position, taking the names seen in fit)."""
+        if isinstance(X, (str, os.PathLike)):
+            return read_table(X)
+        if hasattr(X, "columns"):
+            if reset:
+                self._validated(X, reset=True, skip_check_array=True)
+            return read_table(X)
+        # any dtype (words, categories), holes allowed; not infinities
+        rows = self._validated(X, reset, min_rows=2 if reset else 1, dtype=None, ensure_all_finite="allow-nan")
+        return pd.DataFrame(rows, columns=getattr(self, "feature_names_in_", None))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = tags.input_tags.string = tags.input_tags.categorical = True
+        return tags
+
     def _prepare(self, X):
-        schema = self.infer_schema(X)
-        return schema.encode(read_table(X)), TablePreprocessor(schema), None
+        frame = self._table(X, reset=True)
+        schema = self.infer_schema(frame)
+        return schema.encode(frame), TablePreprocessor(schema), None
 
     def _rows(self, X) -> torch.Tensor:
         self._check_fitted()
-        return torch.as_tensor(self.schema_.encode(read_table(X)), dtype=self.dtype)
+        return torch.as_tensor(self.schema_.encode(self._table(X, reset=False)), dtype=self.dtype)
 
     def _evaluation_chunks(self, X, seed: int):
         yield X, seed  # a table is evaluated in memory, in one piece
@@ -76,7 +104,8 @@ class TabularVAE(VAE):
         k = _check_positive_int(k, "k")
         if multiple is not None:
             multiple = _check_positive_int(multiple, "multiple")
-        frame = read_table(X)
+        self._check_fitted()
+        frame = self._table(X, reset=False)
 
         def compute(y):
             filled = impute(self.model_, y, k, multiple)  # (B, C) or (M, B, C)
