@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -22,8 +23,9 @@ Decoder = Literal["mlp", "linear"]
 def _require_positive_ints(config, names: list[str]) -> None:
     for name in names:
         value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
             raise AevbError(f"{name} must be a positive integer, got {value!r}")
+        setattr(config, name, int(value))  # numpy's integers too (a grid from np.arange)
 
 
 class Options:
@@ -166,8 +168,9 @@ class VAEConfig(Options):
             self,
             ["latent_dim", "epochs", "batch_size", "mc_samples", "patience", "flow_layers", "prior_components", "k"],
         )
-        if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in self.hidden):
+        if not self.hidden or any(isinstance(h, bool) or not isinstance(h, numbers.Integral) or h <= 0 for h in self.hidden):
             raise AevbError(f"hidden must be one or more positive integers, got {self.hidden!r}")
+        self.hidden = tuple(int(h) for h in self.hidden)
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise AevbError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
         if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):

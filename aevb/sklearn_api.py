@@ -116,6 +116,10 @@ class SklearnEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Densit
         self._check_fitted()
         return self.model_.latent_dim
 
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        self._check_fitted()
+        return super().get_feature_names_out(input_features)
+
     def _forget_fit(self) -> None:
         for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
             delattr(self, name)
