@@ -138,6 +138,13 @@ class LatentModelEstimator(SklearnEstimator):
         codes = [self.model_.posterior(y).mean for y in self._centered_batches(X)]
         return torch.cat(codes).double().numpy()
 
+    @torch.no_grad()
+    def reconstruct(self, X) -> np.ndarray:
+        """E[x|z] at z = E_q[z|x], each row's posterior mean, in the user's units (n, D)."""
+        self._check_fitted()
+        decoded = [self.model_.likelihood(self.model_.posterior(y).mean).mean for y in self._centered_batches(X)]
+        return self.preprocessor_.from_model(torch.cat(decoded), mean=True).double().numpy()
+
     def _chunk_size(self) -> int:
         width = max([self.preprocessor_.n_features, *getattr(self.config, "hidden", ())])
         return max(1, EVAL_BUDGET // (EVAL_ROWS * width))

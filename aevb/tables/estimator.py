@@ -96,6 +96,10 @@ class TabularVAE(VAE):
         (``mean=True``: each cell's typical value given z instead of a draw)."""
         return self.schema_.decode(super().sample(n, seed, mean))
 
+    def reconstruct(self, X):
+        """Each row's typical cells given z = E_q[z|x] (holes filled too), as a DataFrame."""
+        return self.schema_.decode(super().reconstruct(X))
+
     @torch.no_grad()
     def impute(self, X, k: int = 100, multiple: int | None = None, seed: int = 0):
         """Fill the holes of table X by importance-weighted posterior prediction with k draws
