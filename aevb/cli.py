@@ -25,6 +25,7 @@ from .data import loaders as data
 from .data.images import display_range, save_grid
 from .errors import AevbError, TrainingInterrupted, TrainingStopped
 from .estimator import VAE
+from .quality.assess import assess, format_quality, model_frames
 from .registry import ESTIMATORS
 from .report.page import build as build_report
 from .scale import distributed, streaming
@@ -403,6 +404,28 @@ def report(run_dir, source, out, k, key, seed):
         replace_atomically(out, lambda path: Path(path).write_text(page, encoding="utf-8"))
     except OSError as error:
         raise AevbError(f"cannot write {out}: {error.strerror or error}") from None
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@click.argument("real")
+@click.option("--synthetic", default=None, help="Synthetic rows to judge (.csv, ...); default: as many sampled from the model.")
+@click.option("--target", default=None, help="Column to predict: train-on-synthetic/test-on-real against train-on-real.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write the figures as JSON.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def quality(run_dir, real, synthetic, target, json_path, seed):
+    """How closely synthetic rows follow the REAL ones: each column's shape, each pair's trend,
+    a classifier's real-vs-synthetic AUC, and with --target the use of the rows for prediction."""
+    model = load(run_dir)
+    real_rows, synthetic_rows, kinds = model_frames(model, real, synthetic, seed)
+    figures = assess(real_rows, synthetic_rows, kinds, target, seed)
+    for line in format_quality(figures).splitlines():
+        click.echo(printable(line))
+    if json_path is not None:
+        try:
+            json_path.write_text(json.dumps(figures, indent=2) + "\n")
+        except OSError as error:
+            raise AevbError(f"cannot write {json_path}: {error.strerror or error}") from None
 
 
 def run(argv: list[str] | None = None) -> int:
