@@ -337,10 +337,14 @@ def evaluate(model_dir, source, k, proposal, json_path, key, seed):
         return
     click.echo(format_evaluation(figures))
     if json_path is not None:
-        try:
-            json_path.write_text(json.dumps(figures, indent=2) + "\n")
-        except OSError as error:
-            raise AevbError(f"cannot write {json_path}: {error.strerror or error}") from None
+        _write_json(figures, json_path)
+
+
+def _write_json(figures: dict, path: Path) -> None:
+    try:
+        path.write_text(json.dumps(figures, indent=2) + "\n")
+    except OSError as error:
+        raise AevbError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def format_evaluation(figures: dict) -> str:
@@ -422,10 +426,7 @@ def quality(run_dir, real, synthetic, target, json_path, seed):
     for line in format_quality(figures).splitlines():
         click.echo(printable(line))
     if json_path is not None:
-        try:
-            json_path.write_text(json.dumps(figures, indent=2) + "\n")
-        except OSError as error:
-            raise AevbError(f"cannot write {json_path}: {error.strerror or error}") from None
+        _write_json(figures, json_path)
 
 
 def run(argv: list[str] | None = None) -> int:
