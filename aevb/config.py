@@ -160,7 +160,7 @@ class VAEConfig(Options):
     )
 
     def __post_init__(self) -> None:
-        self.hidden = tuple(self.hidden)
+        self.hidden = tuple(self.hidden) if isinstance(self.hidden, (list, tuple)) else (self.hidden,)
         self.validate()
 
     def validate(self) -> None:
