@@ -22,10 +22,13 @@ import torch
 
 from .config import LinearConfig, TableConfig, VAEConfig
 from .data import loaders as data
-from .data.images import save_grid
+from .data.images import display_range, save_grid
 from .errors import AevbError, TrainingInterrupted, TrainingStopped
+from .quality.assess import assess, format_quality, model_frames
 from .registry import ESTIMATORS
+from .report.page import build as build_report
 from .scale import distributed, streaming
+from .store.atomic import replace_atomically
 from .store.load import load
 from .tables.estimator import TabularVAE
 from .tables.io import is_table_file, read_table, write_table
@@ -169,6 +172,7 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
     estimator_class = TabularVAE if table else ESTIMATORS[model_name]
     chosen = {**saved, **_options_for(estimator_class, options, "tables" if table else f"--model {model_name}")}
     model = estimator_class(**chosen)
+    model.config  # checks the options before any data is read or folder made
     if table:
         dataset = read_table(source)
         if not quiet:
@@ -226,14 +230,7 @@ def sample(model_dir, n, out, png, seed, mean):
     if png is not None:
         if model.image_shape_ is None:
             raise AevbError("--png needs a model trained on images; this one was trained on plain rows")
-        pre = model.preprocessor_
-        if pre.kind == "levels":
-            value_range = (0.0, pre.n_levels - 1.0)
-        elif pre.kind == "binary":
-            value_range = (0.0, 1.0)
-        else:
-            value_range = (float(rows.min()), float(rows.max()))
-        save_grid(rows, model.image_shape_, png, value_range)
+        save_grid(rows, model.image_shape_, png, display_range(model.preprocessor_, rows))
 
 
 @cli.command()
@@ -339,10 +336,14 @@ def evaluate(model_dir, source, k, proposal, json_path, key, seed):
         return
     click.echo(format_evaluation(figures))
     if json_path is not None:
-        try:
-            json_path.write_text(json.dumps(figures, indent=2) + "\n")
-        except OSError as error:
-            raise AevbError(f"cannot write {json_path}: {error.strerror or error}") from None
+        _write_json(figures, json_path)
+
+
+def _write_json(figures: dict, path: Path) -> None:
+    try:
+        path.write_text(json.dumps(figures, indent=2) + "\n")
+    except OSError as error:
+        raise AevbError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def format_evaluation(figures: dict) -> str:
@@ -385,6 +386,46 @@ def printable(text: str) -> str:
     about any file prints, and stays one line."""
     text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return re.sub(r"[\x00-\x1f\x7f]", lambda match: repr(match.group())[1:-1], text)
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@click.argument("source", metavar="[DATA]", required=False)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The HTML page to write.")
+@click.option("--k", type=int, default=100, show_default=True, callback=_positive, help="Importance samples per row for the scores.")
+@click.option("--key", default=None, help="Array to use from a .npz file with several.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def report(run_dir, source, out, k, key, seed):
+    """Write one self-contained HTML page about the run in RUN: training curves, the evaluation,
+    samples, and with DATA real rows beside samples and reconstructions, the latent space, the
+    score histogram with the most unusual rows, and for tables each column's real and synthetic
+    distributions and the correlations."""
+    model = load(run_dir)
+    rows = model.read_data(source, key) if source is not None else None
+    page = build_report(model, run_dir, rows, k=k, seed=seed)
+    try:
+        replace_atomically(out, lambda path: Path(path).write_text(page, encoding="utf-8"))
+    except OSError as error:
+        raise AevbError(f"cannot write {out}: {error.strerror or error}") from None
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@click.argument("real")
+@click.option("--synthetic", default=None, help="Synthetic rows to judge (.csv, ...); default: as many sampled from the model.")
+@click.option("--target", default=None, help="Column to predict: train-on-synthetic/test-on-real against train-on-real.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write the figures as JSON.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def quality(run_dir, real, synthetic, target, json_path, seed):
+    """How closely synthetic rows follow the REAL ones: each column's shape, each pair's trend,
+    a classifier's real-vs-synthetic AUC, and with --target the use of the rows for prediction."""
+    model = load(run_dir)
+    real_rows, synthetic_rows, kinds = model_frames(model, real, synthetic, seed)
+    figures = assess(real_rows, synthetic_rows, kinds, target, seed)
+    for line in format_quality(figures).splitlines():
+        click.echo(printable(line))
+    if json_path is not None:
+        _write_json(figures, json_path)
 
 
 def run(argv: list[str] | None = None) -> int:

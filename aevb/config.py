@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -23,8 +24,9 @@ Decoder = Literal["mlp", "linear"]
 def _require_positive_ints(config, names: list[str]) -> None:
     for name in names:
         value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
             raise AevbError(f"{name} must be a positive integer, got {value!r}")
+        setattr(config, name, int(value))  # numpy's integers too (a grid from np.arange)
 
 
 def _require_choices(config, choices: list) -> None:
@@ -199,14 +201,15 @@ class VAEConfig(TrainingConfig):
     )
 
     def __post_init__(self) -> None:
-        self.hidden = tuple(self.hidden)
+        self.hidden = tuple(self.hidden) if isinstance(self.hidden, (list, tuple)) else (self.hidden,)
         self.validate()
 
     def validate(self) -> None:
         super().validate()
         _require_positive_ints(self, ["latent_dim", "mc_samples", "flow_layers", "prior_components", "k"])
-        if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in self.hidden):
+        if not self.hidden or any(isinstance(h, bool) or not isinstance(h, numbers.Integral) or h <= 0 for h in self.hidden):
             raise AevbError(f"hidden must be one or more positive integers, got {self.hidden!r}")
+        self.hidden = tuple(int(h) for h in self.hidden)
         if not (self.beta > 0 and math.isfinite(self.beta)):
             raise AevbError(f"beta must be a positive number, got {self.beta!r}")
         for name in ("kl_warmup", "free_bits"):

@@ -26,6 +26,7 @@ from .data.preprocess import Preprocessor
 from .data.shards import is_lazy
 from .errors import AevbError, TrainingStopped
 from .scale import chunked, devices, distributed, streaming
+from .sklearn_api import SklearnEstimator, fitting
 from .store.persistence import save as save_model
 from .train.checkpoint import Checkpoints, fingerprint
 from .train.loop import TrainingResult, train, validation_bound
@@ -62,8 +63,9 @@ def _check_positive_int(value, name: str) -> int:
     return int(value)
 
 
-class Estimator:
-    """What every model family's estimator offers, in scikit-learn's dialect.
+class Estimator(SklearnEstimator):
+    """What every model family's estimator offers, in scikit-learn's dialect
+    (:mod:`aevb.sklearn_api`: parameters, fitted state, input checks).
 
     A family's estimator names its options dataclass ``config_class`` (fields of
     :class:`aevb.config.TrainingConfig` plus its own) and its ``family_class`` (a
@@ -76,17 +78,6 @@ class Estimator:
     family_class: type | None = None
     preprocessor_class: type = Preprocessor
     dtype = torch.float32
-
-    def __init__(self, **options):
-        self.config = self.config_class.from_dict(options)
-
-    def get_params(self, deep: bool = True) -> dict:
-        return self.config.to_dict()
-
-    def __repr__(self) -> str:
-        defaults = self.config_class().to_dict()
-        changed = {k: v for k, v in self.config.to_dict().items() if v != defaults[k]}
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
     @property
     def family(self) -> Family:
@@ -106,13 +97,13 @@ class Estimator:
         self.model_ = self._make_model(n_features, pre, image_shape).to(self.dtype)
         self.model_.eval()
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
-            raise AevbError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
+    def _fit_rows(self, X) -> np.ndarray:
+        """The rows to fit, checked; sets ``n_features_in_`` (and ``feature_names_in_``)."""
+        return as_rows(X if isinstance(X, Dataset) else self._validated(X, reset=True, min_rows=2))
 
     def _rows(self, X) -> torch.Tensor:
         self._check_fitted()
-        values = as_rows(X)
+        values = as_rows(X if isinstance(X, Dataset) else self._validated(X, reset=False))
         self.preprocessor_.check(values)
         return torch.as_tensor(values, dtype=self.dtype)
 
@@ -135,18 +126,21 @@ class Estimator:
     def _prepare(self, X) -> tuple[np.ndarray, Preprocessor, tuple | None]:
         """The training rows (n, D), the preprocessor fitted to them and the image shape."""
         image_shape = X.image_shape if isinstance(X, Dataset) else None
-        values = as_rows(X)
+        values = self._fit_rows(X)
         return values, Preprocessor.fit(values, getattr(self.config, "likelihood", "auto")), image_shape
 
+    @fitting
     def fit(
         self,
         X,
+        y=None,
+        *,
         metrics_path: str | Path | None = None,
         progress: bool | None = None,
         run_dir: str | Path | None = None,
         resume: bool = False,
     ):
-        """Train on the rows of X (n, D); returns self.
+        """Train on the rows of X (n, D); returns self. ``y`` is ignored.
 
         A ``validation_fraction`` of the rows, chosen by the seed, is held out
         for early stopping; the weights of the best validation bound (the one the
@@ -233,8 +227,8 @@ class Estimator:
         log_p = self._per_row(X, seed, lambda y: self.family.score(self.model_, y, k)[0])
         return log_p + self.preprocessor_.log_abs_det_jacobian()
 
-    def score(self, X, k: int = 100, seed: int = 0) -> float:
-        """Mean per-row log p(x), in nats (higher is better)."""
+    def score(self, X, y=None, k: int = 100, seed: int = 0) -> float:
+        """Mean per-row log p(x), in nats (higher is better); ``y`` is ignored."""
         return float(self.score_samples(X, k, seed).mean())
 
     @staticmethod
@@ -286,11 +280,19 @@ class LatentModelEstimator(Estimator):
 
         For level data the posterior is taken at the centre of each cell, x + 1/2.
         """
+        self._check_fitted()
         codes = [self.model_.posterior(y).mean for y in self._centered_batches(X)]
         return torch.cat(codes).double().numpy()
 
+    @torch.no_grad()
+    def reconstruct(self, X) -> np.ndarray:
+        """E[x|z] at z = E_q[z|x], each row's posterior mean, in the user's units (n, D)."""
+        self._check_fitted()
+        decoded = [self.model_.likelihood(self.model_.posterior(y).mean).mean for y in self._centered_batches(X)]
+        return self.preprocessor_.from_model(torch.cat(decoded), mean=True).double().numpy()
+
     def _chunk_size(self) -> int:
-        width = max([self.n_features_in_, *getattr(self.config, "hidden", ())])
+        width = max([self.preprocessor_.n_features, *getattr(self.config, "hidden", ())])
         return max(1, EVAL_BUDGET // (EVAL_ROWS * width))
 
     def importance_samples(
@@ -302,6 +304,7 @@ class LatentModelEstimator(Estimator):
         ``proposal="posterior"`` draws z from q(z|x) (the importance-weighted
         bound); ``"prior"`` draws from p(z), the naive estimator.
         """
+        self._check_fitted()
         k = _check_positive_int(k, "k")
         if proposal not in ("posterior", "prior"):
             raise AevbError(f"proposal must be 'posterior' or 'prior', got {proposal!r}")
@@ -351,7 +354,7 @@ class LatentModelEstimator(Estimator):
             "elbo": terms["elbo"],
             "reconstruction": terms["reconstruction"],
             "kl": terms["kl"],
-            "bits_per_dim": -estimate["log_likelihood"] / (self.n_features_in_ * np.log(2)),
+            "bits_per_dim": -estimate["log_likelihood"] / (self.preprocessor_.n_features * np.log(2)),
             "effective_sample_size": estimate["effective_sample_size"],
         }
         if self.has_exact_likelihood:
@@ -412,7 +415,7 @@ class LatentModelEstimator(Estimator):
         """The figures of :meth:`evaluate` from the statistics of its chunks, in row order."""
         return evaluation.combine(
             statistics, self.model_.latent_dim, k=k, proposal=proposal,
-            n_features=self.n_features_in_, data=self.preprocessor_.kind,
+            n_features=self.preprocessor_.n_features, data=self.preprocessor_.kind,
         )
 
 

@@ -309,8 +309,9 @@ def test_config_with_wrong_width_for_weights(good_data, model_copy, tmp_path, ca
 
 
 def test_python_bad_option_raises_aevb_error():
+    model = aevb.VAE(latent_dim=0)  # scikit-learn's contract: stored as given, checked by fit
     with pytest.raises(aevb.AevbError, match="latent_dim") as caught:
-        aevb.VAE(latent_dim=0)
+        model.fit(np.ones((10, 2)))
     assert isinstance(caught.value, ValueError)
 
 

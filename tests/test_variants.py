@@ -217,5 +217,6 @@ def test_cli_fit_options_are_saved_and_evaluate_prints_diagnostics(tmp_path, cap
     ],
 )
 def test_bad_variant_options_are_one_line_errors(options, message):
+    model = VAE(**options)  # stored as given (scikit-learn's contract), checked by fit
     with pytest.raises(AevbError, match=message):
-        VAE(**options)
+        model.fit(np.ones((4, 2)))

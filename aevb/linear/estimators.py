@@ -9,7 +9,8 @@ from ..config import LinearConfig
 from ..data.loaders import Dataset
 from ..data.preprocess import Preprocessor
 from ..errors import AevbError
-from ..estimator import LatentModelEstimator, as_rows
+from ..estimator import LatentModelEstimator
+from ..sklearn_api import fitting
 from ..vae.model import LinearGaussianModel
 from .decoder import LinearGaussianDecoder
 from .fit import fit_factor_analysis, fit_ppca
@@ -41,10 +42,11 @@ class LinearGaussianEstimator(LatentModelEstimator):
     def _make_model(self, n_features: int, pre: Preprocessor, image_shape=None) -> LinearGaussianModel:
         return LinearGaussianModel(LinearGaussianDecoder(self.config.latent_dim, n_features))
 
-    def fit(self, X, **_ignored) -> "LinearGaussianEstimator":
-        """Fit to the rows of X (n, D); returns self."""
+    @fitting
+    def fit(self, X, y=None) -> "LinearGaussianEstimator":
+        """Fit to the rows of X (n, D); returns self. ``y`` is ignored."""
         image_shape = X.image_shape if isinstance(X, Dataset) else None
-        values = as_rows(X)
+        values = self._fit_rows(X)
         if len(values) < 2:
             raise AevbError(f"need at least 2 rows to fit, got {len(values)}")
         pre = Preprocessor.fit(values, "gaussian", standardize=False)

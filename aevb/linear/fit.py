@@ -14,7 +14,7 @@ from ..errors import AevbError
 def _check_latent_dim(latent_dim: int, n_features: int, upto: int) -> None:
     if latent_dim > upto:
         raise AevbError(
-            f"latent_dim {latent_dim} is too large for data with {n_features} columns (at most {upto})"
+            f"latent_dim {latent_dim} is too large for data with {n_features} feature(s) (at most {upto})"
         )
 
 

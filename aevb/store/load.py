@@ -36,7 +36,8 @@ def load(folder: str | Path):
     except (SafetensorError, OSError, ValueError) as error:
         raise AevbError(f"cannot read the weights in {weights_path} ({error})") from None
     try:
-        estimator = estimator_class(**config["model"])
+        # through the options dataclass: checked, and in its types (hidden a tuple, not a JSON list)
+        estimator = estimator_class(**estimator_class.config_class.from_dict(config["model"]).to_dict())
         pre = estimator_class.preprocessor_class.from_dict(config["preprocessor"])
         n_features = int(config["n_features"])
         image_shape = config.get("image_shape")

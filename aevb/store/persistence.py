@@ -35,7 +35,7 @@ def save(estimator, folder: str | Path) -> Path:
         "model": estimator.config.to_dict(),
         "likelihood": estimator.preprocessor_.likelihood,
         "preprocessor": estimator.preprocessor_.to_dict(),
-        "n_features": estimator.n_features_in_,
+        "n_features": estimator.preprocessor_.n_features,
         "image_shape": list(estimator.image_shape_) if estimator.image_shape_ else None,
         "training": {
             "best_epoch": getattr(estimator, "best_epoch_", None),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import pandas as pd
 import torch
 
 from ..config import TableConfig
@@ -47,14 +50,38 @@ class TabularVAE(VAE):
         c = self.config
         return TableSchema.infer(read_table(X), c.categorical, c.continuous, c.boolean, c.ignore, c.max_categories, c.bounds)
 
+    def _build(self, n_features: int, pre: TablePreprocessor, image_shape) -> None:
+        super()._build(n_features, pre, image_shape)
+        self.n_features_in_ = len(pre.schema.columns) + len(pre.schema.ignored)  # as given, ignored ones too
+
+    def _table(self, X, reset: bool):
+        """X as a DataFrame: a file is read, an array's columns are named 0, 1, ...; fit
+        (``reset``) records ``n_features_in_`` and ``feature_names_in_``, later calls
+        compare an array's width (a DataFrame's columns are matched by name, an array's by
+        position, taking the names seen in fit)."""
+        if isinstance(X, (str, os.PathLike)):
+            return read_table(X)
+        if hasattr(X, "columns"):
+            if reset:
+                self._validated(X, reset=True, skip_check_array=True)
+            return read_table(X)
+        # any dtype (words, categories), holes allowed; not infinities
+        rows = self._validated(X, reset, min_rows=2 if reset else 1, dtype=None, ensure_all_finite="allow-nan")
+        return pd.DataFrame(rows, columns=getattr(self, "feature_names_in_", None))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = tags.input_tags.string = tags.input_tags.categorical = True
+        return tags
+
     def _prepare(self, X):
-        frame = read_table(X)
+        frame = self._table(X, reset=True)
         schema = self.infer_schema(frame)
         return schema.encode(frame), TablePreprocessor(schema), None
 
     def _rows(self, X) -> torch.Tensor:
         self._check_fitted()
-        return torch.as_tensor(self.schema_.encode(read_table(X)), dtype=self.dtype)
+        return torch.as_tensor(self.schema_.encode(self._table(X, reset=False)), dtype=self.dtype)
 
     def _evaluation_chunks(self, X, seed: int):
         yield X, seed  # a table is evaluated in memory, in one piece
@@ -63,16 +90,15 @@ class TabularVAE(VAE):
     def read_data(source, key=None):
         return read_table(source)
 
-    def fit(self, X, *args, **kwargs) -> "TabularVAE":
-        """Train on the table X (see :meth:`aevb.VAE.fit`), then keep the moments of the
-        training rows' aggregate posterior, from which :meth:`sample` draws z."""
-        frame = read_table(X)
+    def fit(self, X, y=None, **kwargs) -> "TabularVAE":
+        """Train on the table X (see :meth:`aevb.VAE.fit`; y is ignored), then keep the moments
+        of the training rows' aggregate posterior, from which :meth:`sample` draws z."""
         try:
-            super().fit(frame, *args, **kwargs)
+            super().fit(X, y, **kwargs)
         except TrainingStopped:
-            self._keep_latent_moments(frame)
+            self._keep_latent_moments(self._table(X, reset=False))
             raise
-        self._keep_latent_moments(frame)
+        self._keep_latent_moments(self._table(X, reset=False))
         return self
 
     @torch.no_grad()
@@ -101,6 +127,10 @@ class TabularVAE(VAE):
             y = decoded.mean if mean else decoded.sample()
         return self.schema_.decode(self.preprocessor_.from_model(y, mean=mean).double().numpy())
 
+    def reconstruct(self, X):
+        """Each row's typical cells given z = E_q[z|x] (holes filled too), as a DataFrame."""
+        return self.schema_.decode(super().reconstruct(X))
+
     @torch.no_grad()
     def impute(self, X, k: int = 100, multiple: int | None = None, seed: int = 0):
         """Fill the holes of table X by importance-weighted posterior prediction with k draws
@@ -109,7 +139,8 @@ class TabularVAE(VAE):
         k = _check_positive_int(k, "k")
         if multiple is not None:
             multiple = _check_positive_int(multiple, "multiple")
-        frame = read_table(X)
+        self._check_fitted()
+        frame = self._table(X, reset=False)
 
         def compute(y):
             filled = impute(self.model_, y, k, multiple)  # (B, C) or (M, B, C)
