@@ -432,7 +432,7 @@ def test_a_tabular_vae_fits_an_array_and_a_nan_in_a_npy_points_to_tables(tmp_pat
     X[4, 1] = np.nan
     model = TabularVAE(**{**TINY, "epochs": 2}).fit(X)
     assert list(model.sample(3).columns) == ["0", "1", "2"]
-    with pytest.raises(AevbError, match="table"):
+    with pytest.raises(AevbError, match="2D array"):
         TabularVAE().fit(np.zeros(5))
     from aevb.data import loaders
 
@@ -471,7 +471,7 @@ def test_bounds_keep_draws_inside_the_observed_range():
     for name in ("x", "y"):
         assert draws[name].min() >= frame[name].min() and draws[name].max() <= frame[name].max()
     with pytest.raises(AevbError, match="bounds"):
-        TabularVAE(bounds="clip")
+        TabularVAE(bounds="clip").fit(frame)
 
 
 def test_aggregate_posterior_moments_match_the_mixture_of_posteriors():
