@@ -11,6 +11,7 @@ import torch
 from .config import VAEConfig
 from .core import evaluation
 from .core.noise import DrawStreams, global_seed, kept_generators, seeded_draws
+from .data.dequantization import NOISE_VARIANCE
 from .data.loaders import Dataset, validated
 from .data.loaders import load as load_data
 from .data.preprocess import Preprocessor
@@ -285,7 +286,7 @@ class LatentModelEstimator:
             log_p = self._per_row_of(x, seed, marginal.log_prob)
         else:
             centered = torch.cat(list(self._centered_batches_of(x)))
-            noise_variance = 1.0 / (12.0 * torch.as_tensor(pre.scale, dtype=self.dtype) ** 2)
+            noise_variance = NOISE_VARIANCE / torch.as_tensor(pre.scale, dtype=self.dtype) ** 2
             precision_diagonal = torch.diagonal(torch.cholesky_inverse(marginal.scale_tril))
             log_p = marginal.log_prob(centered) - 0.5 * (precision_diagonal * noise_variance).sum()
             log_p = log_p.detach().double().numpy()

@@ -29,11 +29,11 @@ import torch.distributed as dist
 
 from ..core.evaluation import width
 from ..core.noise import SEED_STRIDE
+from ..data.chunks import CHUNK_ROWS
 from ..data.shards import Shards, shard_files
 from ..errors import AevbError, unreadable
 from .distributed import SINGLE, Group
 
-CHUNK_ROWS = 16384
 
 
 def chunk_seed(seed: int, index: int) -> int:
