@@ -75,6 +75,9 @@ class LatentModelEstimator:
     config_class: type = VAEConfig
     preprocessor_class: type = Preprocessor
     dtype = torch.float32
+    #: Trained step by step by the training loop: a run folder with metrics.csv and
+    #: checkpoints, ``--resume``, and memory-mapped data read in chunks (else fitted in one go).
+    trains_in_steps = False
 
     def __init__(self, **options):
         self.config = self.config_class.from_dict(options)
@@ -241,9 +244,14 @@ class LatentModelEstimator:
         return {**terms, "kl_per_dimension": rows.get("kl_per_dimension")}
 
     @staticmethod
-    def read_data(source, key: str | None = None):
-        """The rows in a file or built-in dataset, as this model takes them."""
-        return load_data(source, key)
+    def read_data(source, key: str | None = None, memory_map: bool = False):
+        """The rows in a file or built-in dataset, as this model takes them (``memory_map``:
+        a .npy file or folder of shards stays on disk)."""
+        return load_data(source, key, memory_map=memory_map)
+
+    def describe_data(self, data) -> str | None:
+        """A note on how the model reads ``data`` (what ``read_data`` gave), to show before training."""
+        return None
 
     def row_scores(self, X, k: int = 100, seed: int = 0, proposal: Proposal = "posterior") -> dict[str, np.ndarray]:
         """Per row: the k-sample ``log_likelihood`` estimate, ``elbo``, ``reconstruction``, ``kl``,
@@ -378,6 +386,7 @@ class VAE(LatentModelEstimator):
     """
 
     config_class = VAEConfig
+    trains_in_steps = True
 
     def _make_model(self, n_features: int, pre: Preprocessor) -> LatentVariableModel:
         return build_vae(self.config, n_features, pre.likelihood)

@@ -98,6 +98,15 @@ class Preprocessor:
         if self.kind == "binary" and not is_binary(x):
             raise AevbError("this model has a Bernoulli decoder and scores only data of 0s and 1s")
 
+    def value_range(self, rows: np.ndarray) -> tuple[float, float]:
+        """The values rows (n, D) in the user's units can take, to draw them as images: the
+        levels 0 .. n_levels - 1, 0 and 1 for binary data, else the rows' own span."""
+        if self.kind == "levels":
+            return 0.0, self.n_levels - 1.0
+        if self.kind == "binary":
+            return 0.0, 1.0
+        return float(rows.min()), float(rows.max())
+
     def log_abs_det_jacobian(self) -> float:
         """log |dy/dx| per row, the same for every row: -sum_j log scale_j."""
         return -float(np.log(np.asarray(self.scale)).sum())

@@ -67,8 +67,12 @@ class TabularVAE(VAE):
         return self.schema_.encode(read_table(source))
 
     @staticmethod
-    def read_data(source, key=None):
+    def read_data(source, key=None, memory_map: bool = False):
         return read_table(source)
+
+    def describe_data(self, data) -> str:
+        """The schema ``fit`` infers: one line per column."""
+        return self.infer_schema(data).summary()
 
     def sample(self, n: int = 1, seed: int | None = None, mean: bool = False):
         """n synthetic rows as a DataFrame with the training table's columns, dtypes and labels
