@@ -20,20 +20,18 @@ import click
 import numpy as np
 import torch
 
-from .config import LinearConfig, TableConfig, VAEConfig
-from .data import loaders as data
-from .data.images import display_range, save_grid
+from .config import POSITIVE_INT
+from .data.images import save_grid
 from .errors import AevbError, TrainingInterrupted, TrainingStopped
+from .estimator import Proposal
 from .quality.assess import assess, format_quality, model_frames
-from .registry import ESTIMATORS
+from .registry import ESTIMATORS, OPTION_CLASSES, estimator_for
 from .report.page import build as build_report
 from .scale import distributed, streaming
 from .store.atomic import replace_atomically
 from .store.load import load
-from .tables.estimator import TabularVAE
-from .tables.io import is_table_file, read_table, write_table
+from .tables.io import write_table
 from .train import checkpoint
-from .vae.estimator import VAE
 
 EXIT_USAGE = 2
 
@@ -47,10 +45,6 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
 
 def _parse_names(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-OPTION_CLASSES = (VAEConfig, LinearConfig, TableConfig)
-TABLE_ONLY_OPTIONS = {f.name for f in dataclasses.fields(TableConfig)} - {f.name for f in dataclasses.fields(VAEConfig)}
 
 
 def config_options(command):
@@ -71,7 +65,8 @@ def config_options(command):
             else:
                 click_type = float
             default = ",".join(map(str, field.default)) if isinstance(field.default, tuple) else field.default
-            seen[field.name] = f"{field.metadata['help']} [default: {default}]"
+            check = field.metadata.get("check")
+            seen[field.name] = f"{field.metadata['help']} [default: {default}{'; ' + check.wanted if check else ''}]"
             command = click.option(
                 "--" + field.name.replace("_", "-"), field.name, type=click_type, default=None, help=seen[field.name]
             )(command)
@@ -118,8 +113,11 @@ def _write_array(array: np.ndarray, path: Path, header: list[str] | None = None)
 
 
 def _positive(ctx, param, value):
-    if value is not None and value <= 0:
-        raise click.BadParameter(f"must be a positive integer, got {value}")
+    if value is not None:
+        try:
+            POSITIVE_INT.check(param.opts[0], value)
+        except AevbError as error:
+            raise click.BadParameter(str(error).split(" ", 1)[1]) from None
     return value
 
 
@@ -156,7 +154,7 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
         raise AevbError("say where the model goes: --out FOLDER (or --resume FOLDER to continue a run)")
     if out is not None and resume is not None and out.resolve() != resume.resolve():
         raise AevbError("--resume continues the run in its own folder; drop --out or give the same folder")
-    if resume is not None and model_name != "vae":
+    if resume is not None and not ESTIMATORS[model_name].trains_in_steps:
         raise AevbError(f"--resume continues a VAE run; --model {model_name} fits in one go")
     if resume is None and checkpoint.unfinished_run(out):
         raise AevbError(
@@ -165,40 +163,31 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
         )
     out = out or resume
     saved = checkpoint.saved_config(resume) if resume is not None else {}
-    table_options = {name for name in TABLE_ONLY_OPTIONS if options.get(name) is not None or name in saved}
-    table = table or bool(table_options) or is_table_file(source)
-    if table and model_name != "vae":
-        raise AevbError(f"--model {model_name} takes numeric arrays only; tables are modelled by the vae")
-    estimator_class = TabularVAE if table else ESTIMATORS[model_name]
-    chosen = {**saved, **_options_for(estimator_class, options, "tables" if table else f"--model {model_name}")}
-    model = estimator_class(**chosen)
+    chosen_options = {name for name, value in options.items() if value is not None} | set(saved)
+    estimator_class, what = estimator_for(model_name, source, table, chosen_options)
+    model = estimator_class(**{**saved, **_options_for(estimator_class, options, what)})
     model.config  # checks the options before any data is read or folder made
-    if table:
-        dataset = read_table(source)
-        if not quiet:
-            click.echo(printable(model.infer_schema(dataset).summary()))
-    else:
-        dataset = data.load(source, key, memory_map=model_name == "vae")
+    dataset = model.read_data(source, key, memory_map=model.trains_in_steps)
+    note = model.describe_data(dataset)
+    if note and not quiet:
+        click.echo(printable(note))
     if not distributed.launched():
         checkpoint.prepare_folder(out)  # before any training: a folder that cannot be written fails now
     started = time.perf_counter()
-    if isinstance(model, VAE):
-        try:
-            model.fit(dataset, progress=False if quiet else None, run_dir=out, resume=resume is not None)
-        except TrainingStopped as stopped:
-            if distributed.current().is_main:
-                model.save(out)
-            if isinstance(stopped, TrainingInterrupted):
-                hint = f"; saved the best model so far; continue with: aevb fit {source} --resume {out}"
-                raise TrainingInterrupted(f"{stopped}{hint}", stopped.result, stopped.exit_code - 128) from None
-            raise
-    else:
-        model.fit(dataset)
+    try:
+        model.fit(dataset, progress=False if quiet else None, run_dir=out, resume=resume is not None)
+    except TrainingStopped as stopped:
+        if distributed.current().is_main:
+            model.save(out)
+        if isinstance(stopped, TrainingInterrupted):
+            hint = f"; saved the best model so far; continue with: aevb fit {source} --resume {out}"
+            raise TrainingInterrupted(f"{stopped}{hint}", stopped.result, stopped.exit_code - 128) from None
+        raise
     if not distributed.current().is_main:
         return
     model.save(out)
-    shape = dataset.shape if table else dataset.values.shape
-    if not quiet and not isinstance(model, VAE):
+    shape = dataset.shape if hasattr(dataset, "shape") else dataset.values.shape
+    if not quiet and not model.trains_in_steps:
         click.echo(printable(
             f"fitted {type(model).__name__} to {shape[0]} rows x {shape[1]} features in "
             f"{time.perf_counter() - started:.1f}s; training log p(x) {model.score(dataset):.2f} nats/row; saved to {out}"
@@ -206,7 +195,7 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
     elif not quiet:
         bound_name, bound = model.validation_bound()
         click.echo(printable(
-            f"trained on {shape[0]} rows x {shape[1]} {'columns' if table else 'features'} in "
+            f"trained on {shape[0]} rows x {shape[1]} {'columns' if hasattr(dataset, 'columns') else 'features'} in "
             f"{time.perf_counter() - started:.1f}s ({len(model.history_)} epochs, stopped by {model.stopped_because_}); "
             f"best validation {bound_name} {bound:.2f} nats/row at epoch {model.best_epoch_}; saved to {out}"
         ))
@@ -230,7 +219,7 @@ def sample(model_dir, n, out, png, seed, mean):
     if png is not None:
         if model.image_shape_ is None:
             raise AevbError("--png needs a model trained on images; this one was trained on plain rows")
-        save_grid(rows, model.image_shape_, png, display_range(model.preprocessor_, rows))
+        save_grid(rows, model.image_shape_, png, model.preprocessor_.value_range(rows))
 
 
 @cli.command()
@@ -246,7 +235,7 @@ def encode(model_dir, source, out, key):
 
 
 PROPOSAL_OPTION = click.option(
-    "--proposal", type=click.Choice(["posterior", "prior"]), default="posterior", show_default=True,
+    "--proposal", type=click.Choice(typing.get_args(Proposal)), default="posterior", show_default=True,
     help="Where the importance samples of z come from: q(z|x) (the IWAE bound) or p(z) (naive Monte Carlo).",
 )
 
@@ -266,18 +255,7 @@ def score(model_dir, source, out, k, proposal, key, seed):
     is done: any number of rows in bounded memory. Under torchrun the ranks share
     the chunks out; the scores are those of one process."""
     model = load(model_dir)
-    if isinstance(model, TabularVAE):
-        columns = model.row_scores(model.read_data(source, key), k=k, seed=seed, proposal=proposal)
-        _write_array(np.column_stack(list(columns.values())), out, list(columns))
-        return
-    streaming.score_file(model, _numeric_rows(model, source, key), source, out, k, seed, proposal, _group())
-
-
-def _numeric_rows(model, source: str, key: str | None) -> np.ndarray:
-    """The rows of SOURCE: memory-mapped for a .npy file or folder of .npy shards, else read into memory."""
-    if streaming.readable_lazily(Path(source)):
-        return streaming.open_rows(Path(source))
-    return model.read_data(source, key).values
+    streaming.score_file(model, model.open_rows(source, key), source, out, k, seed, proposal, _group())
 
 
 def _group() -> distributed.Group:
@@ -300,9 +278,9 @@ def impute(model_dir, source, out, k, multiple, seed):
     """Fill the holes of the table SOURCE by importance-weighted posterior prediction;
     observed cells are written unchanged."""
     model = load(model_dir)
-    if not isinstance(model, TabularVAE):
+    if not hasattr(model, "impute"):
         raise AevbError(f"{model_dir} was trained on a numeric array; impute needs a model trained on a table")
-    filled = model.impute(read_table(source), k=k, multiple=multiple, seed=seed)
+    filled = model.impute(model.read_data(source), k=k, multiple=multiple, seed=seed)
     if multiple is not None:
         import pandas as pd
 
@@ -327,11 +305,7 @@ def evaluate(model_dir, source, k, proposal, json_path, key, seed):
     number of rows in bounded memory. Under torchrun the ranks share the chunks out;
     the figures are those of one process."""
     model = load(model_dir)
-    if isinstance(model, TabularVAE):
-        figures = model.evaluate(model.read_data(source, key), k=k, seed=seed, proposal=proposal)
-    else:
-        rows = _numeric_rows(model, source, key)
-        figures = streaming.evaluate_rows(model, rows, source, k, seed, proposal, _group())
+    figures = streaming.evaluate_rows(model, model.open_rows(source, key), source, k, seed, proposal, _group())
     if not distributed.current().is_main:
         return
     click.echo(format_evaluation(figures))

@@ -1,9 +1,13 @@
 """The options of each model, one dataclass per family.
 
-The same fields are the keyword arguments of :class:`aevb.VAE`, the options of
-``aevb fit`` and the ``"model"`` block of a saved ``config.json``, so a choice
-is declared once, here, with its meaning. :class:`TrainingConfig` holds how any
-family is trained; a trained family's options dataclass extends it.
+The same fields are the keyword arguments of the estimators (:class:`aevb.VAE`, ...),
+the options of ``aevb fit`` and the ``"model"`` block of a saved ``config.json``, so a
+choice is declared once, here, with its meaning and its constraints: a ``Literal`` type
+lists the choices, :func:`option` gives the help, the check of the value
+(:class:`Constraint`) and whether it may change when a run is resumed. The
+estimators, the command line and the resume check all read them from here.
+:class:`TrainingConfig` holds how any family is trained; a trained family's options
+dataclass extends it.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import dataclasses
 import math
 import numbers
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Any, Callable, Literal, get_args, get_origin, get_type_hints
 
 from .errors import AevbError
 
@@ -21,25 +25,69 @@ DecoderScale = Literal["feature", "output"]
 Decoder = Literal["mlp", "linear"]
 
 
-def _require_positive_ints(config, names: list[str]) -> None:
-    for name in names:
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-            raise AevbError(f"{name} must be a positive integer, got {value!r}")
-        setattr(config, name, int(value))  # numpy's integers too (a grid from np.arange)
+@dataclass(frozen=True)
+class Constraint:
+    """What an option's value must be: ``holds(value)``, and ``wanted`` for the message
+    "NAME must be WANTED, got VALUE"."""
+
+    holds: Callable[[Any], bool]
+    wanted: str
+
+    def check(self, name: str, value) -> None:
+        try:
+            good = bool(self.holds(value))
+        except TypeError:  # a value of the wrong type: "abc" > 0
+            good = False
+        if not good:
+            raise AevbError(f"{name} must be {self.wanted}, got {value!r}")
 
 
-def _require_choices(config, choices: list) -> None:
-    for name, kind in choices:
-        if getattr(config, name) not in get_args(kind):
-            raise AevbError(f"{name} must be one of {', '.join(get_args(kind))}, got {getattr(config, name)!r}")
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+POSITIVE_INT = Constraint(lambda v: _is_int(v) and v > 0, "a positive integer")
+POSITIVE_INTS = Constraint(lambda v: len(v) > 0 and all(_is_int(h) and h > 0 for h in v), "one or more positive integers")
+POSITIVE = Constraint(lambda v: v > 0 and math.isfinite(v), "a positive number")
+AT_LEAST_ZERO = Constraint(lambda v: v >= 0 and math.isfinite(v), "a number >= 0")
+FRACTION = Constraint(lambda v: 0 < v < 1, "a number strictly between 0 and 1")
+# Durations may be infinite (no limit), never NaN.
+POSITIVE_SECONDS = Constraint(lambda v: v > 0, "a positive number of seconds")
+MIB = Constraint(lambda v: v >= 0, "a number of MiB >= 0")
+
+
+def option(default, help: str, check: Constraint | None = None, *, may_change_on_resume: bool = False):
+    """A field of an option dataclass: its default, its help line, the check of its value
+    and whether ``--resume`` may change it (options that steer the rest of a run, not
+    what was built). A ``Literal`` type is checked against its choices; a type that
+    admits None lets None pass."""
+    return field(default=default, metadata={"help": help, "check": check, "may_change_on_resume": may_change_on_resume})
 
 
 class Options:
-    """to_dict / from_dict shared by the option dataclasses."""
+    """to_dict / from_dict and the declared checks, shared by the option dataclasses."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def check_options(self) -> None:
+        """Raise an AevbError naming the first option whose value breaks its declared constraint."""
+        hints = get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), hints[f.name]
+            if value is None and type(None) in get_args(kind):
+                continue
+            if get_origin(kind) is Literal and value not in get_args(kind):
+                raise AevbError(f"{f.name} must be one of {', '.join(get_args(kind))}, got {value!r}")
+            if f.metadata.get("check") is not None:
+                f.metadata["check"].check(f.name, value)
+            if _is_int(value) and not isinstance(value, int):
+                setattr(self, f.name, int(value))  # numpy's integers too (a grid from np.arange)
+
+    @classmethod
+    def may_change_on_resume(cls) -> tuple[str, ...]:
+        """The options that may differ when a run is resumed."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("may_change_on_resume"))
 
     @classmethod
     def from_dict(cls, values: dict):
@@ -66,139 +114,119 @@ class TrainingConfig(Options):
     """How any family is trained by the generic loop (:mod:`aevb.train.loop`): the fields every
     family's options dataclass inherits, whatever the model."""
 
-    epochs: int = field(default=500, metadata={"help": "Maximum number of passes over the data."})
-    batch_size: int = field(default=128, metadata={"help": "Rows per gradient step."})
-    learning_rate: float = field(default=1e-3, metadata={"help": "Adam step size."})
-    weight_decay: float = field(default=0.0, metadata={"help": "Adam's L2 penalty on weights."})
-    validation_fraction: float = field(
-        default=0.1, metadata={"help": "Share of rows held out for early stopping."}
+    epochs: int = option(500, "Maximum number of passes over the data.", POSITIVE_INT, may_change_on_resume=True)
+    batch_size: int = option(128, "Rows per gradient step.", POSITIVE_INT)
+    learning_rate: float = option(1e-3, "Adam step size.", POSITIVE, may_change_on_resume=True)
+    weight_decay: float = option(0.0, "Adam's L2 penalty on weights.", AT_LEAST_ZERO)
+    validation_fraction: float = option(0.1, "Share of rows held out for early stopping.", FRACTION)
+    patience: int = option(
+        30,
+        "Stop after this many epochs without a better validation bound (the model's: a VAE's ELBO, IWAE under --objective iwae).",
+        POSITIVE_INT, may_change_on_resume=True,
     )
-    patience: int = field(
-        default=30,
-        metadata={"help": "Stop after this many epochs without a better validation bound (the model's: "
-                  "a VAE's ELBO, IWAE under --objective iwae)."},
+    max_time: float | None = option(
+        None,
+        "Wall-clock cap on training, in seconds.",
+        POSITIVE_SECONDS, may_change_on_resume=True,
     )
-    max_time: float | None = field(
-        default=None, metadata={"help": "Wall-clock cap on training, in seconds."}
+    grad_clip: float | None = option(
+        None,
+        "Rescale each gradient to at most this total norm (off by default); tames divergence.",
+        POSITIVE, may_change_on_resume=True,
     )
-    grad_clip: float | None = field(
-        default=None,
-        metadata={"help": "Rescale each gradient to at most this total norm (off by default); tames divergence."},
+    checkpoint_every: float = option(
+        300.0,
+        "Seconds between mid-epoch checkpoints in the run folder "
+        "(one is also written after every epoch).",
+        POSITIVE_SECONDS, may_change_on_resume=True,
     )
-    checkpoint_every: float = field(
-        default=300.0,
-        metadata={
-            "help": "Seconds between mid-epoch checkpoints in the run folder "
-            "(one is also written after every epoch)."
-        },
+    in_memory_mib: float = option(
+        512.0,
+        "Largest float32 copy of the training rows, in MiB, held in memory; above it a "
+        "memory-mapped .npy is read in shuffled chunks (a block shuffle).",
+        MIB,
     )
-    in_memory_mib: float = field(
-        default=512.0,
-        metadata={
-            "help": "Largest float32 copy of the training rows, in MiB, held in memory; above it a "
-            "memory-mapped .npy is read in shuffled chunks (a block shuffle)."
-        },
+    seed: int = option(0, "Seed: the same seed and data give the same model.")
+    device: Device = option(
+        "auto",
+        "Where training computes: auto (a GPU when present), cpu, or cuda. "
+        "Under torchrun each rank takes the GPU of its LOCAL_RANK.",
+        may_change_on_resume=True,
     )
-    seed: int = field(default=0, metadata={"help": "Seed: the same seed and data give the same model."})
-    device: Device = field(
-        default="auto",
-        metadata={"help": "Where training computes: auto (a GPU when present), cpu, or cuda. "
-                  "Under torchrun each rank takes the GPU of its LOCAL_RANK."},
+    precision: Precision = option(
+        "float32",
+        "float32, or bf16 autocast of the networks (GPUs only).",
+        may_change_on_resume=True,
     )
-    precision: Precision = field(
-        default="float32", metadata={"help": "float32, or bf16 autocast of the networks (GPUs only)."}
-    )
+
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
-        _require_positive_ints(self, ["epochs", "batch_size", "patience"])
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise AevbError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
-        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
-            raise AevbError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        if not 0 < self.validation_fraction < 1:
-            raise AevbError(
-                f"validation_fraction must lie strictly between 0 and 1, got {self.validation_fraction!r}"
-            )
-        if self.grad_clip is not None and not (self.grad_clip > 0 and math.isfinite(self.grad_clip)):
-            raise AevbError(f"grad_clip must be a positive number, got {self.grad_clip!r}")
-        if not (self.checkpoint_every > 0 and not math.isnan(self.checkpoint_every)):
-            raise AevbError(f"checkpoint_every must be a positive number of seconds, got {self.checkpoint_every!r}")
-        if not (self.in_memory_mib >= 0 and not math.isnan(self.in_memory_mib)):
-            raise AevbError(f"in_memory_mib must be a number of MiB >= 0, got {self.in_memory_mib!r}")
-        if self.max_time is not None and not self.max_time > 0:
-            raise AevbError(f"max_time must be a positive number of seconds, got {self.max_time!r}")
-        _require_choices(self, [("device", Device), ("precision", Precision)])
+        self.check_options()
 
 
 @dataclass
 class VAEConfig(TrainingConfig):
     """A VAE's options: the model and its training objective, plus the training fields."""
 
-    latent_dim: int = field(default=16, metadata={"help": "Size of the latent code z."})
-    hidden: tuple[int, ...] = field(
-        default=(256, 256),
-        metadata={"help": "Hidden layer widths of encoder and decoder MLPs, e.g. 256,256."},
+    latent_dim: int = option(16, "Size of the latent code z.", POSITIVE_INT)
+    hidden: tuple[int, ...] = option(
+        (256, 256),
+        "Hidden layer widths of encoder and decoder MLPs, e.g. 256,256.",
+        POSITIVE_INTS,
     )
-    likelihood: Likelihood = field(
-        default="auto",
-        metadata={"help": "p(x|z): bernoulli for {0,1} data, gaussian otherwise (auto picks)."},
-    )
-    decoder: Decoder = field(
-        default="mlp",
-        metadata={
-            "help": "mlp: a neural net f(z); linear: x = Wz + b + noise with one learned "
-            "noise scale per feature (factor analysis trained by the ELBO; exact log p(x) known)."
-        },
+    likelihood: Likelihood = option("auto", "p(x|z): bernoulli for {0,1} data, gaussian otherwise (auto picks).")
+    decoder: Decoder = option(
+        "mlp",
+        "mlp: a neural net f(z); linear: x = Wz + b + noise with one learned "
+        "noise scale per feature (factor analysis trained by the ELBO; exact log p(x) known).",
     )
     # "output" is the default: on held-out digits it scored 2.29 bits/dim against
     # 2.55 for a learned per-feature sigma (same net, same epochs; see README).
-    decoder_scale: DecoderScale = field(
-        default="output",
-        metadata={
-            "help": "Gaussian decoder's sigma: an output of the decoder net for each row "
-            "(output), or one learned value per feature (feature)."
-        },
+    decoder_scale: DecoderScale = option(
+        "output",
+        "Gaussian decoder's sigma: an output of the decoder net for each row "
+        "(output), or one learned value per feature (feature).",
     )
-    posterior: Posterior = field(
-        default="diagonal",
-        metadata={"help": "q(z|x): diagonal Gaussian, full-covariance Gaussian (full), or a Gaussian "
-                  "followed by an inverse autoregressive flow (iaf)."},
+    posterior: Posterior = option(
+        "diagonal",
+        "q(z|x): diagonal Gaussian, full-covariance Gaussian (full), or a Gaussian "
+        "followed by an inverse autoregressive flow (iaf).",
     )
-    flow_layers: int = field(default=2, metadata={"help": "Masked autoregressive layers of the iaf posterior."})
-    prior: Prior = field(
-        default="standard",
-        metadata={"help": "p(z): N(0, I) (standard), a learned mixture of Gaussians (mog), or the "
-                  "VampPrior, a mixture of posteriors at learned pseudo-inputs (vamp)."},
+    flow_layers: int = option(2, "Masked autoregressive layers of the iaf posterior.", POSITIVE_INT)
+    prior: Prior = option(
+        "standard",
+        "p(z): N(0, I) (standard), a learned mixture of Gaussians (mog), or the "
+        "VampPrior, a mixture of posteriors at learned pseudo-inputs (vamp).",
     )
-    prior_components: int = field(
-        default=16, metadata={"help": "Mixture components of the mog prior, pseudo-inputs of the vamp prior."}
+    prior_components: int = option(
+        16,
+        "Mixture components of the mog prior, pseudo-inputs of the vamp prior.",
+        POSITIVE_INT,
     )
-    objective: Objective = field(
-        default="elbo",
-        metadata={"help": "Training objective: the ELBO, or the importance-weighted bound on --k draws (iwae). "
-                  "Evaluation always reports both the ELBO and the log p(x) estimate."},
+    objective: Objective = option(
+        "elbo",
+        "Training objective: the ELBO, or the importance-weighted bound on --k draws (iwae). "
+        "Evaluation always reports both the ELBO and the log p(x) estimate.",
     )
-    k: int = field(default=5, metadata={"help": "Importance samples per row in the training bound of objective iwae."})
-    beta: float = field(
-        default=1.0, metadata={"help": "Weight of the KL term in training (1 is the ELBO; beta-VAE otherwise)."}
+    k: int = option(5, "Importance samples per row in the training bound of objective iwae.", POSITIVE_INT)
+    beta: float = option(1.0, "Weight of the KL term in training (1 is the ELBO; beta-VAE otherwise).", POSITIVE)
+    kl_warmup: float = option(
+        0.0,
+        "Epochs over which the KL weight rises linearly from 0 to --beta; "
+        "early stopping waits until it ends.",
+        AT_LEAST_ZERO,
     )
-    kl_warmup: float = field(
-        default=0.0,
-        metadata={"help": "Epochs over which the KL weight rises linearly from 0 to --beta; "
-                  "early stopping waits until it ends."},
+    free_bits: float = option(
+        0.0,
+        "Nats per latent dimension that cost nothing in training: each row's KL is "
+        "sum_i max(KL_i, free_bits), per dimension where the KL splits so, else for the whole "
+        "latent vector (objective elbo only).",
+        AT_LEAST_ZERO,
     )
-    free_bits: float = field(
-        default=0.0,
-        metadata={"help": "Nats per latent dimension that cost nothing in training: each row's KL is "
-                  "sum_i max(KL_i, free_bits), per dimension where the KL splits so, else for the whole "
-                  "latent vector (objective elbo only)."},
-    )
-    mc_samples: int = field(
-        default=1, metadata={"help": "Monte-Carlo samples L of z per row in the training ELBO."}
-    )
+    mc_samples: int = option(1, "Monte-Carlo samples L of z per row in the training ELBO.", POSITIVE_INT)
 
     def __post_init__(self) -> None:
         self.hidden = tuple(self.hidden) if isinstance(self.hidden, (list, tuple)) else (self.hidden,)
@@ -206,75 +234,51 @@ class VAEConfig(TrainingConfig):
 
     def validate(self) -> None:
         super().validate()
-        _require_positive_ints(self, ["latent_dim", "mc_samples", "flow_layers", "prior_components", "k"])
-        if not self.hidden or any(isinstance(h, bool) or not isinstance(h, numbers.Integral) or h <= 0 for h in self.hidden):
-            raise AevbError(f"hidden must be one or more positive integers, got {self.hidden!r}")
         self.hidden = tuple(int(h) for h in self.hidden)
-        if not (self.beta > 0 and math.isfinite(self.beta)):
-            raise AevbError(f"beta must be a positive number, got {self.beta!r}")
-        for name in ("kl_warmup", "free_bits"):
-            if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
-                raise AevbError(f"{name} must be a number >= 0, got {getattr(self, name)!r}")
-        _require_choices(self, [
-            ("likelihood", Likelihood), ("decoder_scale", DecoderScale), ("decoder", Decoder),
-            ("posterior", Posterior), ("prior", Prior), ("objective", Objective),
-        ])
         if self.free_bits > 0 and self.objective != "elbo":
             raise AevbError("free_bits works with objective elbo only; use kl_warmup or beta with iwae")
-
 
 
 @dataclass
 class LinearConfig(Options):
     """Options of the linear-Gaussian models (PPCA, factor analysis), fitted in closed form or by EM."""
 
-    latent_dim: int = field(default=16, metadata={"help": "Size of the latent code z."})
-    max_iter: int = field(default=10_000, metadata={"help": "Factor analysis: most EM iterations."})
-    tol: float = field(
-        default=1e-8, metadata={"help": "Factor analysis: stop when log-likelihood per row gains less."}
-    )
+    latent_dim: int = option(16, "Size of the latent code z.", POSITIVE_INT)
+    max_iter: int = option(10_000, "Factor analysis: most EM iterations.", POSITIVE_INT)
+    tol: float = option(1e-8, "Factor analysis: stop when log-likelihood per row gains less.", POSITIVE)
 
     def __post_init__(self) -> None:
-        _require_positive_ints(self, ["latent_dim", "max_iter"])
-        if not (self.tol > 0 and math.isfinite(self.tol)):
-            raise AevbError(f"tol must be a positive number, got {self.tol!r}")
+        self.check_options()
 
 
 @dataclass
 class TableConfig(VAEConfig):
     """A VAE's options plus how the columns of a table are read and modelled."""
 
-    categorical: tuple[str, ...] = field(
-        default=(), metadata={"help": "Columns to model as categories, e.g. zip,grade (overrides inference)."}
+    categorical: tuple[str, ...] = option((), "Columns to model as categories, e.g. zip,grade (overrides inference).")
+    continuous: tuple[str, ...] = option((), "Columns to model as continuous numbers (overrides inference).")
+    boolean: tuple[str, ...] = option((), "Columns to model as yes/no (overrides inference).")
+    ignore: tuple[str, ...] = option((), "Columns to leave out, e.g. an id.")
+    max_categories: int = option(
+        10,
+        "Integer columns with at most this many distinct values are modelled as categories.",
+        POSITIVE_INT,
     )
-    continuous: tuple[str, ...] = field(
-        default=(), metadata={"help": "Columns to model as continuous numbers (overrides inference)."}
+    components: int = option(
+        1,
+        "Gaussians per continuous column in p(x|z): 1, or a mixture for multi-modal columns.",
+        POSITIVE_INT,
     )
-    boolean: tuple[str, ...] = field(
-        default=(), metadata={"help": "Columns to model as yes/no (overrides inference)."}
-    )
-    ignore: tuple[str, ...] = field(default=(), metadata={"help": "Columns to leave out, e.g. an id."})
-    max_categories: int = field(
-        default=10,
-        metadata={"help": "Integer columns with at most this many distinct values are modelled as categories."},
-    )
-    components: int = field(
-        default=1,
-        metadata={"help": "Gaussians per continuous column in p(x|z): 1, or a mixture for multi-modal columns."},
-    )
-    bounds: Literal["sign", "range", "none"] = field(
-        default="sign",
-        metadata={"help": "Where synthetic and imputed numbers are kept: sign (a column never below 0 "
-                  "stays at or above its smallest value), range (within the observed min and max), or none."},
+    bounds: Literal["sign", "range", "none"] = option(
+        "sign",
+        "Where synthetic and imputed numbers are kept: sign (a column never below 0 "
+        "stays at or above its smallest value), range (within the observed min and max), or none.",
     )
 
     def validate(self) -> None:
         for name in ("categorical", "continuous", "boolean", "ignore"):
             setattr(self, name, tuple(str(v) for v in getattr(self, name)))
         super().validate()
-        _require_positive_ints(self, ["max_categories", "components"])
-        if self.bounds not in ("sign", "range", "none"):
-            raise AevbError(f"bounds must be one of sign, range, none, got {self.bounds!r}")
         if self.prior == "vamp":
             raise AevbError("the vamp prior is not available for tables; use --prior standard or mog")
         if self.decoder == "linear":

@@ -37,6 +37,13 @@ class TrainingInterrupted(TrainingStopped):
         self.exit_code = 128 + signum  # the shell's convention for "killed by signal N"
 
 
+def first_line(error: BaseException) -> str:
+    """What went wrong, on one line, to quote inside an AevbError: the first line of the
+    error's message (an OSError's reason where it has one), or its type's name."""
+    detail = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    return (detail.strip().splitlines() or [type(error).__name__])[0]
+
+
 def unreadable(path: Path, what: str):
     """A context that turns any failure to parse ``path`` into one AevbError line."""
     return _Unreadable(path, what)
@@ -54,6 +61,4 @@ class _Unreadable:
             return False
         # Parsers of damaged bytes fail in many ways (ValueError, EOFError, SyntaxError,
         # tokenize.TokenError, zlib.error, ...); to the user each means "not readable".
-        detail = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        detail = (detail.strip().splitlines() or [type(error).__name__])[0]
-        raise AevbError(f"cannot read {self.path} as {self.what} ({detail})") from None
+        raise AevbError(f"cannot read {self.path} as {self.what} ({first_line(error)})") from None

@@ -10,7 +10,7 @@ the ELBO's terms, ``evaluate``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -18,8 +18,8 @@ import torch
 from .config import TrainingConfig
 from .core import evaluation
 from .core.family import DataDescription, Family
-from .core.noise import global_seed, kept_generators, seeded_draws
-from .core.objectives import elbo, importance_sampling
+from .core.noise import DrawStreams, global_seed, kept_generators, seeded_draws
+from .data.dequantization import NOISE_VARIANCE
 from .data.loaders import Dataset, validated
 from .data.loaders import load as load_data
 from .data.preprocess import Preprocessor
@@ -30,6 +30,7 @@ from .sklearn_api import SklearnEstimator, fitting
 from .store.persistence import save as save_model
 from .train.checkpoint import Checkpoints, fingerprint
 from .train.loop import TrainingResult, train, validation_bound
+from .vae.statistics import LOG_DENSITIES, row_statistics
 
 # Floats held at once by the importance-sampling evaluation (rows x draws x width): ~32 MB.
 EVAL_BUDGET = 2**23
@@ -63,6 +64,14 @@ def _check_positive_int(value, name: str) -> int:
     return int(value)
 
 
+def _check_estimate(k, proposal) -> tuple[int, str]:
+    """The number of draws and the proposal of an importance-sampling estimate, checked."""
+    k = _check_positive_int(k, "k")
+    if proposal not in get_args(Proposal):
+        raise AevbError(f"proposal must be one of {', '.join(get_args(Proposal))}, got {proposal!r}")
+    return k, proposal
+
+
 class Estimator(SklearnEstimator):
     """What every model family's estimator offers, in scikit-learn's dialect
     (:mod:`aevb.sklearn_api`: parameters, fitted state, input checks).
@@ -78,6 +87,9 @@ class Estimator(SklearnEstimator):
     family_class: type | None = None
     preprocessor_class: type = Preprocessor
     dtype = torch.float32
+    #: Trained step by step by the training loop: a run folder with metrics.csv and
+    #: checkpoints, ``--resume``, and memory-mapped data read in chunks (else fitted in one go).
+    trains_in_steps = True
 
     @property
     def family(self) -> Family:
@@ -102,19 +114,40 @@ class Estimator(SklearnEstimator):
         return as_rows(X if isinstance(X, Dataset) else self._validated(X, reset=True, min_rows=2))
 
     def _rows(self, X) -> torch.Tensor:
+        """The rows of X as the model's tensor (n, D), validated: done once per public call."""
         self._check_fitted()
         values = as_rows(X if isinstance(X, Dataset) else self._validated(X, reset=False))
+        return self._fitting(values)
+
+    def _fitting(self, values: np.ndarray) -> torch.Tensor:
+        """Finite rows (n, D) -> the model's tensor, once they are checked to fit the model."""
         self.preprocessor_.check(values)
         return torch.as_tensor(values, dtype=self.dtype)
 
-    @torch.no_grad()
+    def checked_rows(self, values: np.ndarray, name: str) -> torch.Tensor:
+        """Raw rows (n, D) of a chunk as the model's tensor, checked once: finite numbers
+        (an error names ``name``, e.g. the file and the rows) that fit the model."""
+        self._check_fitted()
+        return self._fitting(validated(Dataset(np.asarray(values)), name).values)
+
+    def open_rows(self, source: str, key: str | None = None):
+        """The rows of ``source`` for chunk-by-chunk scoring (:mod:`aevb.scale.streaming`):
+        memory-mapped for a .npy file or folder of .npy shards, else read into memory."""
+        if streaming.readable_lazily(Path(source)):
+            return streaming.open_rows(Path(source))
+        return self.read_data(source, key).values
+
     def _per_row(self, X, seed: int, compute) -> np.ndarray:
-        """compute(y) on model-space batches of the rows of X; results (..., B) joined to (..., n).
+        """compute(y) on model-space batches of the rows of X; results (..., B) joined to (..., n)."""
+        return self._per_row_of(self._rows(X), seed, compute)
+
+    @torch.no_grad()
+    def _per_row_of(self, x: torch.Tensor, seed: int, compute) -> np.ndarray:
+        """compute(y) on model-space batches of checked rows x (n, D), joined to (..., n).
 
         Dequantization noise and the family's draws come from ``seed`` (:func:`seeded_draws`),
         so a call is repeatable.
         """
-        x = self._rows(X)
         parts = []
         with seeded_draws(seed) as generator:
             for start in range(0, len(x), EVAL_ROWS):
@@ -232,9 +265,14 @@ class Estimator(SklearnEstimator):
         return float(self.score_samples(X, k, seed).mean())
 
     @staticmethod
-    def read_data(source, key: str | None = None):
-        """The rows in a file or built-in dataset, as this model takes them."""
-        return load_data(source, key)
+    def read_data(source, key: str | None = None, memory_map: bool = False):
+        """The rows in a file or built-in dataset, as this model takes them (``memory_map``:
+        a .npy file or folder of shards stays on disk)."""
+        return load_data(source, key, memory_map=memory_map)
+
+    def describe_data(self, data) -> str | None:
+        """A note on how the model reads ``data`` (what ``read_data`` gave), to show before training."""
+        return None
 
     def save(self, folder: str | Path) -> Path:
         """Write config.json and model.safetensors into ``folder``; returns the folder."""
@@ -267,10 +305,9 @@ class LatentModelEstimator(Estimator):
             y = decoded.mean if mean else decoded.sample()
         return self.preprocessor_.from_model(y, mean=mean).double().numpy()
 
-    def _centered_batches(self, X):
-        """Model-space batches of the rows of X with no noise drawn: level data at the centre
+    def _centered_batches_of(self, x: torch.Tensor):
+        """Model-space batches of checked rows x with no noise drawn: level data at the centre
         of each cell, x + 1/2."""
-        x = self._rows(X)
         for start in range(0, len(x), EVAL_ROWS):
             yield self.preprocessor_.to_model(x[start : start + EVAL_ROWS], center=True)
 
@@ -280,20 +317,51 @@ class LatentModelEstimator(Estimator):
 
         For level data the posterior is taken at the centre of each cell, x + 1/2.
         """
-        self._check_fitted()
-        codes = [self.model_.posterior(y).mean for y in self._centered_batches(X)]
+        codes = [self.model_.posterior(y).mean for y in self._centered_batches_of(self._rows(X))]
         return torch.cat(codes).double().numpy()
 
     @torch.no_grad()
     def reconstruct(self, X) -> np.ndarray:
         """E[x|z] at z = E_q[z|x], each row's posterior mean, in the user's units (n, D)."""
         self._check_fitted()
-        decoded = [self.model_.likelihood(self.model_.posterior(y).mean).mean for y in self._centered_batches(X)]
+        decoded = [self.model_.likelihood(self.model_.posterior(y).mean).mean for y in self._centered_batches_of(self._rows(X))]
         return self.preprocessor_.from_model(torch.cat(decoded), mean=True).double().numpy()
 
     def _chunk_size(self) -> int:
         width = max([self.preprocessor_.n_features, *getattr(self.config, "hidden", ())])
         return max(1, EVAL_BUDGET // (EVAL_ROWS * width))
+
+    @torch.no_grad()
+    def _statistics(
+        self, x: torch.Tensor, seed: int, k: int | None = None, proposal: Proposal = "posterior", codes: bool = False
+    ) -> dict[str, np.ndarray]:
+        """:func:`aevb.vae.statistics.row_statistics` of checked rows x (n, D), each (n,) or
+        (n, latent_dim), with log-densities in the user's units (plus the log-Jacobian).
+
+        One pass: each batch of ``EVAL_ROWS`` rows is dequantized once and q(z|x)
+        computed once for the ELBO, the k-sample estimate and (``codes``) the latent
+        means, which for level data are taken at the centre of each cell, x + 1/2, as
+        :meth:`transform` gives them. The ELBO's and the estimate's z come from streams
+        of their own seeded by ``seed`` (:class:`aevb.core.noise.DrawStreams`), so each
+        figure is the one a pass computing it alone draws.
+        """
+        pre, chunk = self.preprocessor_, self._chunk_size()
+        parts = []
+        with seeded_draws(seed) as generator:
+            streams = DrawStreams()
+            for start in range(0, len(x), EVAL_ROWS):
+                rows = x[start : start + EVAL_ROWS]
+                y = pre.to_model(rows, generator)
+                at = None
+                if codes:
+                    centre = pre.to_model(rows, center=True)
+                    at = y if torch.allclose(centre, y, rtol=0, atol=0, equal_nan=True) else centre
+                parts.append(row_statistics(
+                    self.model_, y, k, encode_at=at, proposal=proposal, streams=streams, chunk_size=chunk
+                ))
+        log_det = pre.log_abs_det_jacobian()
+        joined = {name: torch.cat([part[name] for part in parts]).double().numpy() for name in parts[0]}
+        return {name: values + log_det if name in LOG_DENSITIES else values for name, values in joined.items()}
 
     def importance_samples(
         self, X, k: int = 100, seed: int = 0, proposal: Proposal = "posterior"
@@ -304,19 +372,9 @@ class LatentModelEstimator(Estimator):
         ``proposal="posterior"`` draws z from q(z|x) (the importance-weighted
         bound); ``"prior"`` draws from p(z), the naive estimator.
         """
-        self._check_fitted()
-        k = _check_positive_int(k, "k")
-        if proposal not in ("posterior", "prior"):
-            raise AevbError(f"proposal must be 'posterior' or 'prior', got {proposal!r}")
-        chunk = self._chunk_size()
-
-        def compute(y):
-            r = self.model_.posterior(y) if proposal == "posterior" else self.model_.prior_distribution().expand((len(y),))
-            estimate = importance_sampling(self.model_, y, k, r, chunk)
-            return torch.stack([estimate.log_marginal, estimate.effective_sample_size])
-
-        log_marginal, ess = self._per_row(X, seed, compute)
-        return {"log_likelihood": log_marginal + self.preprocessor_.log_abs_det_jacobian(), "effective_sample_size": ess}
+        k, proposal = _check_estimate(k, proposal)
+        rows = self._statistics(self._rows(X), seed, k, proposal)
+        return {name: rows[name] for name in ("log_likelihood", "effective_sample_size")}
 
     def score_samples(self, X, k: int = 100, seed: int = 0) -> np.ndarray:
         """Per-row estimate of log p(x) in nats, shape (n,): the importance-weighted bound
@@ -327,38 +385,24 @@ class LatentModelEstimator(Estimator):
         """Per-row ``elbo``, ``reconstruction`` and ``kl`` in nats, each of shape (n,); and
         ``kl_per_dimension``, KL(q(z_i|x) || p(z_i)) of each latent dimension (n, latent_dim),
         where posterior and prior both factorize over the dimensions (else None)."""
-
-        def compute(y):
-            terms = elbo(self.model_, y)
-            rows = [terms.elbo, terms.reconstruction, terms.kl]
-            if terms.kl_per_dimension is not None:
-                rows.extend(terms.kl_per_dimension.T)
-            return torch.stack(rows)
-
-        elbo_, rec, kl, *per_dimension = self._per_row(X, seed, compute)
-        log_det = self.preprocessor_.log_abs_det_jacobian()
-        return {
-            "elbo": elbo_ + log_det,
-            "reconstruction": rec + log_det,
-            "kl": kl,
-            "kl_per_dimension": np.stack(per_dimension, axis=1) if per_dimension else None,
-        }
+        rows = self._statistics(self._rows(X), seed)
+        terms = {name: rows[name] for name in ("elbo", "reconstruction", "kl")}
+        return {**terms, "kl_per_dimension": rows.get("kl_per_dimension")}
 
     def row_scores(self, X, k: int = 100, seed: int = 0, proposal: Proposal = "posterior") -> dict[str, np.ndarray]:
         """Per row: the k-sample ``log_likelihood`` estimate, ``elbo``, ``reconstruction``, ``kl``,
         ``bits_per_dim``, ``effective_sample_size`` and, where the model has it, ``exact_log_likelihood``."""
-        estimate = self.importance_samples(X, k=k, seed=seed, proposal=proposal)
-        terms = self.elbo_samples(X, seed=seed)
-        columns = {
-            "log_likelihood": estimate["log_likelihood"],
-            "elbo": terms["elbo"],
-            "reconstruction": terms["reconstruction"],
-            "kl": terms["kl"],
-            "bits_per_dim": -estimate["log_likelihood"] / (self.preprocessor_.n_features * np.log(2)),
-            "effective_sample_size": estimate["effective_sample_size"],
-        }
-        if self.has_exact_likelihood:
-            columns["exact_log_likelihood"] = self.exact_score_samples(X, seed=seed)
+        k, proposal = _check_estimate(k, proposal)
+        return self.scores(self._rows(X), k, seed, proposal)
+
+    def scores(self, x: torch.Tensor, k: int, seed: int, proposal: Proposal) -> dict[str, np.ndarray]:
+        """:meth:`row_scores` of rows that :meth:`checked_rows` (or ``_rows``) returned."""
+        rows = self._statistics(x, seed, k, proposal)
+        names = ("log_likelihood", "elbo", "reconstruction", "kl", "bits_per_dim", "effective_sample_size")
+        rows["bits_per_dim"] = evaluation.bits_per_dim(rows["log_likelihood"], self.n_features_in_)
+        columns = {name: rows[name] for name in names}
+        if "exact_log_likelihood" in rows:
+            columns["exact_log_likelihood"] = self._exact(x, seed, average_noise=True)
         return columns
 
     @property
@@ -376,23 +420,26 @@ class LatentModelEstimator(Estimator):
         """
         if not self.has_exact_likelihood:
             raise AevbError("this model has no closed-form log p(x); use score_samples for an estimate")
+        return self._exact(self._rows(X), seed, average_noise)
+
+    def _exact(self, x: torch.Tensor, seed: int, average_noise: bool) -> np.ndarray:
+        """:meth:`exact_score_samples` of checked rows x (n, D)."""
         marginal = self.model_.exact_marginal()
         pre = self.preprocessor_
         if pre.kind != "levels" or not average_noise:
-            log_p = self._per_row(X, seed, marginal.log_prob)
+            log_p = self._per_row_of(x, seed, marginal.log_prob)
         else:
-            centered = torch.cat(list(self._centered_batches(X)))
-            noise_variance = 1.0 / (12.0 * torch.as_tensor(pre.scale, dtype=self.dtype) ** 2)
+            centered = torch.cat(list(self._centered_batches_of(x)))
+            noise_variance = NOISE_VARIANCE / torch.as_tensor(pre.scale, dtype=self.dtype) ** 2
             precision_diagonal = torch.diagonal(torch.cholesky_inverse(marginal.scale_tril))
             log_p = marginal.log_prob(centered) - 0.5 * (precision_diagonal * noise_variance).sum()
             log_p = log_p.detach().double().numpy()
         return log_p + pre.log_abs_det_jacobian()
 
-    def _evaluation_chunks(self, X, seed: int):
-        """(rows, seed) of each chunk of X, seeded by its index as ``aevb score`` seeds a file's chunks."""
-        rows = as_rows(X)
-        for index, start in enumerate(range(0, len(rows), streaming.CHUNK_ROWS)):
-            yield rows[start : start + streaming.CHUNK_ROWS], streaming.chunk_seed(seed, index)
+    def _evaluation_chunks(self, x: torch.Tensor, seed: int):
+        """(rows, seed) of each chunk of rows x, seeded by its index as ``aevb score`` seeds a file's chunks."""
+        for index, start in enumerate(range(0, len(x), streaming.CHUNK_ROWS)):
+            yield x[start : start + streaming.CHUNK_ROWS], streaming.chunk_seed(seed, index)
 
     def evaluate(self, X, k: int = 1000, seed: int = 0, proposal: Proposal = "posterior") -> dict:
         """Means over rows of the ELBO, its two terms and the k-sample log p(x) estimate,
@@ -405,11 +452,19 @@ class LatentModelEstimator(Estimator):
 
         Rows are taken ``streaming.CHUNK_ROWS`` at a time, chunk i drawing its random
         numbers from ``streaming.chunk_seed(seed, i)``, and summarised by running sums
-        (:mod:`aevb.evaluation`): the figures of a memory-mapped file read chunk by chunk,
+        (:mod:`aevb.core.evaluation`): the figures of a memory-mapped file read chunk by chunk,
         by one process or several."""
         self._check_fitted()
-        parts = [evaluation.chunk_statistics(self, rows, k, s, proposal) for rows, s in self._evaluation_chunks(X, seed)]
+        k, proposal = _check_estimate(k, proposal)
+        x = self._rows(X)
+        parts = [self.chunk_statistics(rows, k, s, proposal) for rows, s in self._evaluation_chunks(x, seed)]
         return self.evaluation_figures(np.stack(parts), k, proposal)
+
+    def chunk_statistics(self, x: torch.Tensor, k: int, seed: int, proposal: Proposal) -> np.ndarray:
+        """The statistics vector (:func:`aevb.core.evaluation.chunk_statistics`) of one chunk of
+        checked rows x, drawing from ``seed``: one pass over its rows."""
+        rows = self._statistics(x, seed, k, proposal, codes=True)
+        return evaluation.chunk_statistics(rows, self.model_.latent_dim)
 
     def evaluation_figures(self, statistics: np.ndarray, k: int, proposal: Proposal) -> dict:
         """The figures of :meth:`evaluate` from the statistics of its chunks, in row order."""

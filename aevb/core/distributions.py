@@ -11,7 +11,14 @@ import math
 
 import torch
 from torch import nn
-from torch.distributions import Bernoulli, Independent, MultivariateNormal, Normal, kl_divergence, register_kl
+from torch.distributions import (
+    Bernoulli,
+    Independent,
+    MultivariateNormal,
+    Normal,
+    kl_divergence,
+    register_kl,
+)
 
 from .noise import ReparameterizedMultivariateNormal, ReparameterizedNormal
 

@@ -27,28 +27,30 @@ ACTIVE_UNIT_THRESHOLD = 0.01
 SUMS = ("n", "elbo", "reconstruction", "kl", "effective_sample_size", "exact_log_likelihood")
 
 
+def bits_per_dim(log_likelihood, n_features: int):
+    """Nats per row -> bits per dimension, negated: -log p(x) / (D log 2) (lower is better)."""
+    return -log_likelihood / (n_features * math.log(2))
+
+
 def width(latent_dim: int) -> int:
     """Length of one chunk's statistics vector."""
     return len(SUMS) + 2 + 3 * latent_dim
 
 
-def chunk_statistics(estimator, X, k: int, seed: int, proposal: str) -> np.ndarray:
-    """The statistics vector of the rows X (one chunk), drawing its random numbers from ``seed``
-    exactly as ``estimator.evaluate`` of these rows alone would."""
-    terms = estimator.elbo_samples(X, seed)
-    estimate = estimator.importance_samples(X, k, seed, proposal)
-    codes = estimator.transform(X)  # (n, latent_dim)
-    kl_dims = terms["kl_per_dimension"]  # (n, latent_dim) or None
-    if estimator.has_exact_likelihood:
-        exact = float(estimator.exact_score_samples(X, seed, average_noise=False).sum())
-    else:
-        exact = math.nan
-    log_likelihood = estimate["log_likelihood"]
-    sums = [len(log_likelihood), terms["elbo"].sum(), terms["reconstruction"].sum(), terms["kl"].sum(),
-            estimate["effective_sample_size"].sum(), exact]
+def chunk_statistics(rows: dict[str, np.ndarray], latent_dim: int) -> np.ndarray:
+    """The statistics vector of one chunk from its per-row arrays in the user's units
+    (:func:`aevb.vae.statistics.row_statistics` after the Jacobian): ``elbo``,
+    ``reconstruction``, ``kl``, ``log_likelihood``, ``effective_sample_size`` (n,), ``code``
+    (n, latent_dim), and where the model has them ``kl_per_dimension`` (n, latent_dim)
+    and ``exact_log_likelihood`` (n,)."""
+    log_likelihood, codes = rows["log_likelihood"], rows["code"]
+    exact = float(rows["exact_log_likelihood"].sum()) if "exact_log_likelihood" in rows else math.nan
+    sums = [len(log_likelihood), rows["elbo"].sum(), rows["reconstruction"].sum(), rows["kl"].sum(),
+            rows["effective_sample_size"].sum(), exact]
     ll_mean, ll_m2 = moments(log_likelihood)
     code_mean, code_m2 = moments(codes)
-    kl_sums = np.full(codes.shape[1], math.nan) if kl_dims is None else kl_dims.sum(axis=0)
+    kl_dims = rows.get("kl_per_dimension")
+    kl_sums = np.full(latent_dim, math.nan) if kl_dims is None else kl_dims.sum(axis=0)
     return np.concatenate([sums, [ll_mean, ll_m2], code_mean, code_m2, kl_sums])
 
 
@@ -72,7 +74,6 @@ def combine(statistics: np.ndarray, latent_dim: int, *, k: int, proposal: str, n
     count = ll[0]  # rows in all the chunks
     elbo, reconstruction, kl, ess, exact = totals / count
     n_rows, log_likelihood = int(count), float(ll[1])
-    per_dim = n_features * math.log(2)
     activity = code[2] / count  # the variance over the rows, as numpy's var (ddof 0)
     figures = {
         "elbo": float(elbo),
@@ -81,8 +82,8 @@ def combine(statistics: np.ndarray, latent_dim: int, *, k: int, proposal: str, n
         "log_likelihood": log_likelihood,
         # One row has no spread to estimate: null in JSON rather than a NaN.
         "log_likelihood_std_error": float(math.sqrt(ll[2] / (count - 1) / count)) if n_rows > 1 else None,
-        "bits_per_dim": float(-log_likelihood / per_dim),
-        "elbo_bits_per_dim": float(-elbo / per_dim),
+        "bits_per_dim": float(bits_per_dim(log_likelihood, n_features)),
+        "elbo_bits_per_dim": float(bits_per_dim(elbo, n_features)),
         "elbo_gap": float(log_likelihood - elbo),
         "active_units": int((activity > ACTIVE_UNIT_THRESHOLD).sum()),
         "latent_dim": latent_dim,
@@ -98,5 +99,5 @@ def combine(statistics: np.ndarray, latent_dim: int, *, k: int, proposal: str, n
     }
     if not math.isnan(exact):
         figures["exact_log_likelihood"] = float(exact)
-        figures["exact_bits_per_dim"] = float(-exact / per_dim)
+        figures["exact_bits_per_dim"] = float(bits_per_dim(exact, n_features))
     return figures

@@ -15,7 +15,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.distributions import Distribution, Transform, TransformedDistribution, constraints
+from torch.distributions import (
+    Distribution,
+    Transform,
+    TransformedDistribution,
+    constraints,
+)
 
 from .distributions import diagonal_normal
 

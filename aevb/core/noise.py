@@ -88,3 +88,25 @@ class ReparameterizedMultivariateNormal(MultivariateNormal):
     def rsample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
         eps = standard_normal(self._extended_shape(sample_shape), self.loc.dtype, self.loc.device)
         return self.loc + (self.scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
+
+
+class DrawStreams:
+    """Named streams of torch's global generator that each start where it stands now.
+
+    ``with streams("elbo"):`` draws continue that stream where it last stopped, and the
+    global generator moves on no other stream. One pass over rows can then draw the ELBO's
+    z and the k-sample estimate's z as separate passes would (each from the same seed), so
+    a figure does not depend on what else the pass computes (the ELBO not on k).
+    """
+
+    def __init__(self):
+        self._start = torch.get_rng_state()
+        self._states: dict[str, torch.Tensor] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        torch.set_rng_state(self._states.get(name, self._start))
+        try:
+            yield
+        finally:
+            self._states[name] = torch.get_rng_state()

@@ -60,9 +60,12 @@ def kl_to_prior(q: Distribution, p: Distribution, z: torch.Tensor) -> torch.Tens
         return (q.log_prob(z) - p.log_prob(z)).mean(0)
 
 
-def elbo(model: LatentVariableModel, x: torch.Tensor, n_samples: int = 1) -> ElboTerms:
-    """Per-row ELBO of rows x (B, D) with ``n_samples`` draws of z for the reconstruction term."""
-    q, p = model.posterior(x), model.prior_distribution()
+def elbo(
+    model: LatentVariableModel, x: torch.Tensor, n_samples: int = 1, posterior: Distribution | None = None
+) -> ElboTerms:
+    """Per-row ELBO of rows x (B, D) with ``n_samples`` draws of z for the reconstruction term;
+    ``posterior`` is q(z|x) when the caller has it already (else the encoder computes it)."""
+    q, p = model.posterior(x) if posterior is None else posterior, model.prior_distribution()
     z = q.rsample((n_samples,))  # (L, B, d)
     reconstruction = model.likelihood(z).log_prob(x).mean(0)  # (B,)
     kl_dims = kl_per_dimension(q, p)  # (B, d) or None

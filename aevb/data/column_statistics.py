@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CHUNK_ROWS = 16384
+from .chunks import CHUNK_ROWS
 
 
 def moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AevbError, unreadable
+from .chunks import CHUNK_ROWS
 from .shards import Shards, is_lazy, shard_files
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0
-CHECK_ROWS = 16384  # rows of a memory map checked at a time
 
 
 @dataclass
@@ -182,8 +182,8 @@ def validated(data: Dataset, name: str) -> Dataset:
         # A float memory map stays one, in its own dtype (readers convert each chunk to
         # float64, exactly), and is checked a chunk at a time: nothing grows with the rows.
         bad_count, first = 0, None
-        for start in range(0, len(values), CHECK_ROWS):
-            bad = ~np.isfinite(values[start : start + CHECK_ROWS])
+        for start in range(0, len(values), CHUNK_ROWS):
+            bad = ~np.isfinite(values[start : start + CHUNK_ROWS])
             if bad.any():
                 bad_count += int(bad.sum())
                 if first is None:

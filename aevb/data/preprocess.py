@@ -22,18 +22,15 @@ import numpy as np
 import torch
 
 from ..errors import AevbError
-from .column_statistics import CHUNK_ROWS, column_statistics, is_binary
+from .chunks import CHUNK_ROWS
+from .column_statistics import column_statistics, is_binary
+from .dequantization import dequantization_moments, noise, quantized
 
 Kind = Literal["binary", "levels", "continuous"]
 # The model computes in float32 (max ~3.4e38); a margin keeps x - shift finite too.
 LARGEST_VALUE = 1e30
 # Below this a column's spread would vanish in float32; such a column counts as constant.
 SMALLEST_SCALE = 1e-30
-
-
-def dequantization_moments(mean, variance):
-    """The mean and variance of x + u, u ~ U[0, 1) independent of x: mean + 1/2, variance + 1/12."""
-    return mean + 0.5, variance + 1.0 / 12.0
 
 
 def check_range(x: np.ndarray, first_row: int = 0) -> None:
@@ -82,9 +79,8 @@ class Preprocessor:
         kind, n_levels = ("levels", int(stats.maximum) + 1) if levels else ("continuous", None)
         if not standardize:
             return cls(kind, n_levels, [0.0] * n_features, [1.0] * n_features)
-        # x + u has the mean of x plus 1/2 and the variance of x plus 1/12.
-        mean = stats.mean + (0.5 if levels else 0.0)
-        std = np.sqrt(stats.variance + (1.0 / 12.0 if levels else 0.0))
+        mean, variance = dequantization_moments(stats.mean, stats.variance) if levels else (stats.mean, stats.variance)
+        std = np.sqrt(variance)
         std = np.where(std > SMALLEST_SCALE, std, 1.0)
         return cls(kind, n_levels, mean.tolist(), std.tolist())
 
@@ -102,6 +98,15 @@ class Preprocessor:
         if self.kind == "binary" and not is_binary(x):
             raise AevbError("this model has a Bernoulli decoder and scores only data of 0s and 1s")
 
+    def value_range(self, rows: np.ndarray) -> tuple[float, float]:
+        """The values rows (n, D) in the user's units can take, to draw them as images: the
+        levels 0 .. n_levels - 1, 0 and 1 for binary data, else the rows' own span."""
+        if self.kind == "levels":
+            return 0.0, self.n_levels - 1.0
+        if self.kind == "binary":
+            return 0.0, 1.0
+        return float(rows.min()), float(rows.max())
+
     def log_abs_det_jacobian(self) -> float:
         """log |dy/dx| per row, the same for every row: -sum_j log scale_j."""
         return -float(np.log(np.asarray(self.scale)).sum())
@@ -117,10 +122,7 @@ class Preprocessor:
         shift = torch.as_tensor(self.shift, dtype=x.dtype, device=x.device)
         scale = torch.as_tensor(self.scale, dtype=x.dtype, device=x.device)
         if self.kind == "levels":
-            if center:
-                x = x + 0.5
-            else:
-                x = x + torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+            x = x + noise(x, generator, center)
         return (x - shift) / scale
 
     def from_model(self, y: torch.Tensor, mean: bool = False) -> torch.Tensor:
@@ -133,8 +135,7 @@ class Preprocessor:
         scale = torch.as_tensor(self.scale, dtype=y.dtype, device=y.device)
         x = y * scale + shift
         if self.kind == "levels":
-            x = (x - 0.5) if mean else torch.floor(x)
-            x = x.clamp(0, self.n_levels - 1)
+            x = quantized(x, mean).clamp(0, self.n_levels - 1)
         return x
 
     @property

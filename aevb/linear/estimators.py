@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from ..config import LinearConfig
+from ..data.dequantization import dequantization_moments
 from ..data.loaders import Dataset
 from ..data.preprocess import Preprocessor
 from ..errors import AevbError
@@ -34,6 +35,7 @@ class LinearGaussianEstimator(LatentModelEstimator):
     """
 
     config_class = LinearConfig
+    trains_in_steps = False
     dtype = torch.float64
 
     def _solve(self, covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -52,7 +54,7 @@ class LinearGaussianEstimator(LatentModelEstimator):
         pre = Preprocessor.fit(values, "gaussian", standardize=False)
         mean, covariance = values.mean(axis=0), np.cov(values, rowvar=False, bias=True).reshape(len(values[0]), -1)
         if pre.kind == "levels":
-            mean, covariance = mean + 0.5, covariance + np.eye(len(mean)) / 12.0
+            mean, covariance = dequantization_moments(mean, covariance)
         W, psi = self._solve(covariance)
         self._build(values.shape[1], pre, image_shape)
         self.model_.decoder.set_parameters(W, mean, psi)

@@ -9,7 +9,12 @@ import pandas as pd
 
 from ..errors import AevbError
 from .learning import detection_auc, train_synthetic_test_real
-from .metrics import contingency_similarity, correlation_similarity, ks_complement, tv_complement
+from .metrics import (
+    contingency_similarity,
+    correlation_similarity,
+    ks_complement,
+    tv_complement,
+)
 
 NUMERIC_KINDS = ("continuous", "integer")
 

@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from ..errors import AevbError
+from ..errors import AevbError, first_line
 
 # A collective that waits longer than this on a rank that stopped answering fails
 # instead of hanging; torchrun normally ends the job much sooner, when it sees a rank exit.
@@ -67,10 +67,9 @@ class Group:
         except (RuntimeError, dist.DistError) as error:
             if not self.active:
                 raise
-            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise RankFailed(
                 f"rank {self.rank} of {self.world_size} lost contact with another rank of the job "
-                f"(it died or timed out after {TIMEOUT_SECONDS}s: {first}); "
+                f"(it died or timed out after {TIMEOUT_SECONDS}s: {first_line(error)}); "
                 "continue from the last checkpoint with --resume"
             ) from None
 
@@ -109,8 +108,7 @@ def join(device: torch.device) -> Group:
         try:
             dist.init_process_group(backend, timeout=datetime.timedelta(seconds=TIMEOUT_SECONDS))
         except (RuntimeError, ValueError, dist.DistError) as error:
-            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise AevbError(f"cannot join the torchrun job ({first})") from None
+            raise AevbError(f"cannot join the torchrun job ({first_line(error)})") from None
     return Group(dist.get_rank(), dist.get_world_size())
 
 

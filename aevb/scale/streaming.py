@@ -27,14 +27,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..core.evaluation import chunk_statistics, width
+from ..core.evaluation import width
 from ..core.noise import SEED_STRIDE
-from ..data.loaders import Dataset, validated
+from ..data.chunks import CHUNK_ROWS
 from ..data.shards import Shards, shard_files
 from ..errors import AevbError, unreadable
 from .distributed import SINGLE, Group
-
-CHUNK_ROWS = 16384
 
 
 def chunk_seed(seed: int, index: int) -> int:
@@ -75,27 +73,28 @@ def chunk_rows(n_rows: int, index: int) -> int:
     return min(CHUNK_ROWS, n_rows - index * CHUNK_ROWS)
 
 
-def chunks(rows: np.ndarray, name: str, indices: range | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """(index, checked float64 rows) of the chunks ``indices`` (all by default) of ``rows``."""
+def chunks(model, rows: np.ndarray, name: str, indices: range | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+    """(index, rows checked once by ``model.checked_rows``) of the chunks ``indices`` (all by
+    default) of ``rows``."""
     for index in range(n_chunks(len(rows))) if indices is None else indices:
         start = index * CHUNK_ROWS
-        part = np.asarray(rows[start : start + CHUNK_ROWS])
-        yield index, validated(Dataset(part), f"{name} (rows {start} to {start + len(part) - 1})").values
+        part = rows[start : start + CHUNK_ROWS]
+        yield index, model.checked_rows(part, f"{name} (rows {start} to {start + len(part) - 1})")
 
 
 def scored_chunks(model, rows: np.ndarray, name: str, k: int, seed: int, proposal: str,
                   group: Group = SINGLE) -> Iterator[dict]:
     """``model.row_scores`` of each chunk of this rank's block of ``rows``, chunk by chunk."""
-    for index, part in chunks(rows, name, my_chunks(len(rows), group)):
-        yield model.row_scores(part, k=k, seed=chunk_seed(seed, index), proposal=proposal)
+    for index, part in chunks(model, rows, name, my_chunks(len(rows), group)):
+        yield model.scores(part, k, chunk_seed(seed, index), proposal)
 
 
 def evaluate_rows(model, rows: np.ndarray, name: str, k: int, seed: int, proposal: str,
                   group: Group = SINGLE) -> dict:
     """``model.evaluate`` of ``rows``, chunk by chunk, the chunks shared out among the ranks."""
     table = torch.zeros(n_chunks(len(rows)), width(model.model_.latent_dim), dtype=torch.float64)
-    for index, part in chunks(rows, name, my_chunks(len(rows), group)):
-        table[index] = torch.from_numpy(chunk_statistics(model, part, k, chunk_seed(seed, index), proposal))
+    for index, part in chunks(model, rows, name, my_chunks(len(rows), group)):
+        table[index] = torch.from_numpy(model.chunk_statistics(part, k, chunk_seed(seed, index), proposal))
     group.all_reduce(table)  # each row is non-zero on one rank only: the sum is exact
     return model.evaluation_figures(table.numpy(), k, proposal)
 

@@ -10,7 +10,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 
-from ..errors import AevbError
+from ..errors import AevbError, first_line
 from ..registry import BY_CLASS_NAME
 from .persistence import CONFIG_FILE, FORMAT, FORMAT_VERSION, WEIGHTS_FILE, check_format
 
@@ -57,8 +57,7 @@ def load(folder: str | Path):
     try:
         estimator.model_.load_state_dict(state, strict=True)
     except RuntimeError as error:
-        first = str(error).strip().splitlines()[0]
-        raise AevbError(f"{weights_path} does not match {config_path}: {first}") from None
+        raise AevbError(f"{weights_path} does not match {config_path}: {first_line(error)}") from None
     estimator.model_.eval()
     training = config.get("training") or {}
     estimator.best_epoch_ = training.get("best_epoch")

@@ -83,12 +83,23 @@ class TabularVAE(VAE):
         self._check_fitted()
         return torch.as_tensor(self.schema_.encode(self._table(X, reset=False)), dtype=self.dtype)
 
-    def _evaluation_chunks(self, X, seed: int):
-        yield X, seed  # a table is evaluated in memory, in one piece
+    def checked_rows(self, values: np.ndarray, name: str) -> torch.Tensor:
+        """Rows of :meth:`open_rows` (the schema checked them as it encoded them) as the model's tensor."""
+        self._check_fitted()
+        return torch.as_tensor(values, dtype=self.dtype)
+
+    def open_rows(self, source: str, key: str | None = None) -> np.ndarray:
+        """The table in ``source``, encoded by the schema (n, C), holes as NaN."""
+        self._check_fitted()
+        return self.schema_.encode(read_table(source))
 
     @staticmethod
-    def read_data(source, key=None):
+    def read_data(source, key=None, memory_map: bool = False):
         return read_table(source)
+
+    def describe_data(self, data) -> str:
+        """The schema ``fit`` infers: one line per column."""
+        return self.infer_schema(data).summary()
 
     def fit(self, X, y=None, **kwargs) -> "TabularVAE":
         """Train on the table X (see :meth:`aevb.VAE.fit`; y is ignored), then keep the moments
@@ -105,7 +116,7 @@ class TabularVAE(VAE):
     def _keep_latent_moments(self, frame, draws: int = 8) -> None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)
-            z = torch.cat([self.model_.posterior(y).sample((draws,)) for y in self._centered_batches(frame)], dim=1)
+            z = torch.cat([self.model_.posterior(y).sample((draws,)) for y in self._centered_batches_of(self._rows(frame))], dim=1)
         self.preprocessor_.latent = aggregate_posterior_moments(z)
 
     @torch.no_grad()
@@ -167,15 +178,15 @@ class TabularVAE(VAE):
             out[by_name[column.name]] = series
         return out
 
-    def row_scores(self, X, k: int = 100, seed: int = 0, proposal="posterior") -> dict[str, np.ndarray]:
-        """The scores of every model, plus ``n_observed`` cells per row and, per column, the
-        cell's log-likelihood given the row's other cells, log p(x_j | x_-j), estimated with
-        k importance-weighted draws (``<column>_log_likelihood``, empty for a hole). The
-        lowest marks the cell that makes a row unusual."""
-        scores = super().row_scores(X, k, seed, proposal)
-        holes = torch.isnan(self._rows(X))
+    def scores(self, x: torch.Tensor, k: int, seed: int, proposal="posterior") -> dict[str, np.ndarray]:
+        """The scores of every model (:meth:`row_scores`), plus ``n_observed`` cells per row and,
+        per column, the cell's log-likelihood given the row's other cells, log p(x_j | x_-j),
+        estimated with k importance-weighted draws (``<column>_log_likelihood``, empty for a
+        hole). The lowest marks the cell that makes a row unusual."""
+        scores = super().scores(x, k, seed, proposal)
+        holes = torch.isnan(x)
         scores["n_observed"] = (~holes).sum(-1).double().numpy()
-        per_column = self._per_row(X, seed, lambda y: conditional_column_scores(self.model_, y, k).T)  # (C, n)
+        per_column = self._per_row_of(x, seed, lambda y: conditional_column_scores(self.model_, y, k).T)  # (C, n)
         holes = holes.T.numpy()  # (C, n)
         for column, values, missing in zip(self.schema_.columns, per_column, holes):
             scores[f"{column.name}_log_likelihood"] = np.where(missing, np.nan, values)

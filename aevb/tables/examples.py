@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.preprocess import dequantization_moments
+from ..data.dequantization import dequantization_moments
 from .schema import TableSchema
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import AevbError
+from ..errors import AevbError, first_line
 
 TABLE_SUFFIXES = (".csv", ".parquet")
 
@@ -43,8 +43,7 @@ def read_table(source):
     try:
         frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
     except Exception as error:  # pandas and pyarrow raise many types for a bad file
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise AevbError(f"cannot read {path} as a table ({message})") from None
+        raise AevbError(f"cannot read {path} as a table ({first_line(error)})") from None
     if frame.empty:
         raise AevbError(f"{path} holds no rows")
     frame.columns = [str(c) for c in frame.columns]

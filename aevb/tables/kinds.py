@@ -37,7 +37,8 @@ from torch.distributions import (
 )
 
 from ..core.distributions import bounded_scale
-from ..data.preprocess import LARGEST_VALUE, dequantization_moments
+from ..data.dequantization import dequantization_moments
+from ..data.preprocess import LARGEST_VALUE
 from ..errors import AevbError
 
 TRUE_WORDS = {"true", "yes", "t", "y"}

@@ -14,7 +14,13 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.distributions import Bernoulli, Categorical, Distribution, TransformedDistribution, constraints
+from torch.distributions import (
+    Bernoulli,
+    Categorical,
+    Distribution,
+    TransformedDistribution,
+    constraints,
+)
 
 from .kinds import KINDS
 from .schema import TableSchema

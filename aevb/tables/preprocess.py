@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch.distributions import MultivariateNormal
 
+from ..data.dequantization import noise, quantized
 from .schema import TableSchema
 
 
@@ -51,14 +52,12 @@ class TablePreprocessor:
         integer = self._integer_columns(x)
         if not integer.any():
             return x
-        noise = torch.full_like(x, 0.5) if center else torch.rand(x.shape, generator=generator, dtype=x.dtype)
-        return x + noise * integer
+        return x + noise(x, generator, center) * integer
 
     def from_model(self, y: torch.Tensor, mean: bool = False) -> torch.Tensor:
         """Model rows -> rows: integer columns floored onto their grid (a mean loses the 1/2 offset)."""
         integer = self._integer_columns(y)
-        back = (y - 0.5) if mean else torch.floor(y)
-        return torch.where(integer, back, y)
+        return torch.where(integer, quantized(y, mean), y)
 
     def latent_distribution(self) -> MultivariateNormal | None:
         """N(mean, covariance) of the aggregate posterior, or None."""

@@ -24,7 +24,8 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from ..config import TrainingConfig
-from ..errors import AevbError
+from ..data.chunks import CHUNK_ROWS
+from ..errors import AevbError, first_line
 from ..store.atomic import remove_stale_temporaries, replace_atomically
 from ..store.persistence import CONFIG_FILE, WEIGHTS_FILE, check_format
 from ..version import __version__
@@ -33,10 +34,6 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
 FORMAT = "aevb-checkpoint"
 # 2: the best validation bound is "best_bound" (it was "best_elbo" in 1, whatever the bound was).
 FORMAT_VERSION = 2
-# Options that may differ on --resume: they steer the rest of the run, not what was built.
-MAY_CHANGE_ON_RESUME = (
-    "epochs", "patience", "max_time", "checkpoint_every", "learning_rate", "grad_clip", "device", "precision",
-)
 
 
 @dataclass
@@ -73,8 +70,8 @@ def prepare_folder(folder: Path) -> None:
 def fingerprint(values: np.ndarray) -> str:
     """A digest of the training rows, so that a run is resumed only on the same data."""
     digest = hashlib.sha256(str(values.shape).encode())
-    for start in range(0, len(values), 16384):  # the digest of all the bytes, without a copy of them all
-        digest.update(np.ascontiguousarray(values[start : start + 16384], dtype=np.float64).tobytes())
+    for start in range(0, len(values), CHUNK_ROWS):  # the digest of all the bytes, without a copy of them all
+        digest.update(np.ascontiguousarray(values[start : start + CHUNK_ROWS], dtype=np.float64).tobytes())
     return digest.hexdigest()
 
 
@@ -191,8 +188,7 @@ class Checkpoints:
             model.load_state_dict(state.best_state, strict=True)  # checks the best weights fit too
             model.load_state_dict(part("model/"), strict=True)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise AevbError(f"the checkpoint {self.path} is damaged or incomplete ({first})") from None
+            raise AevbError(f"the checkpoint {self.path} is damaged or incomplete ({first_line(error)})") from None
         return state
 
 
@@ -208,8 +204,7 @@ def read(folder: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
         header = json.loads(blob[8 : 8 + int.from_bytes(blob[:8], "little")])
         meta = json.loads((header.get("__metadata__") or {}).get("aevb", "null"))
     except (SafetensorError, OSError, ValueError, UnicodeDecodeError, AttributeError) as error:
-        detail = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise AevbError(f"cannot read the checkpoint {path} ({detail.splitlines()[0] if detail else error!r})") from None
+        raise AevbError(f"cannot read the checkpoint {path} ({first_line(error)})") from None
     check_format(_migrated(meta), FORMAT, FORMAT_VERSION, path)
     if not isinstance(meta.get("config"), dict):
         raise AevbError(f"the checkpoint {path} is damaged or incomplete (no configuration)")
@@ -247,16 +242,17 @@ def saved_config(folder: str | Path) -> dict:
 
 
 def check_resumable(saved: dict, config: TrainingConfig, path: Path) -> None:
-    """Raise unless ``config`` differs from the saved options only in MAY_CHANGE_ON_RESUME."""
+    """Raise unless ``config`` differs from the saved options only in those declared to
+    change on resume (:meth:`aevb.config.Options.may_change_on_resume`)."""
     try:
         saved_config_ = type(config).from_dict(saved).to_dict()
     except (TypeError, AevbError) as error:
         raise AevbError(f"the checkpoint {path} holds an unusable configuration ({error})") from None
-    wanted = config.to_dict()
+    wanted, may_change = config.to_dict(), type(config).may_change_on_resume()
     for name, value in saved_config_.items():
-        if name not in MAY_CHANGE_ON_RESUME and wanted[name] != value:
+        if name not in may_change and wanted[name] != value:
             option = "--" + name.replace("_", "-")
             raise AevbError(
                 f"{option} is {wanted[name]!r} but the run in {path.parent} used {value!r}; "
-                f"only {', '.join(MAY_CHANGE_ON_RESUME)} may change on resume"
+                f"only {', '.join(may_change)} may change on resume"
             )
