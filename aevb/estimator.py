@@ -96,7 +96,7 @@ class LatentModelEstimator:
         self._check_fitted()
         values = as_rows(X)
         self.preprocessor_.check(values)
-        return torch.as_tensor(values, dtype=self.dtype)
+        return torch.as_tensor(values, dtype=torch.promote_types(self.dtype, self.preprocessor_.row_dtype))
 
     @torch.no_grad()
     def _per_row(self, X, seed: int, compute) -> np.ndarray:
@@ -109,7 +109,7 @@ class LatentModelEstimator:
         parts = []
         with seeded_draws(seed) as generator:
             for start in range(0, len(x), EVAL_ROWS):
-                parts.append(compute(self.preprocessor_.to_model(x[start : start + EVAL_ROWS], generator)))
+                parts.append(compute(self.preprocessor_.to_model(x[start : start + EVAL_ROWS], generator).to(self.dtype)))
         return torch.cat(parts, dim=-1).double().numpy()
 
     # -- using a fitted model --------------------------------------------------
@@ -135,7 +135,7 @@ class LatentModelEstimator:
         of each cell, x + 1/2."""
         x = self._rows(X)
         for start in range(0, len(x), EVAL_ROWS):
-            yield self.preprocessor_.to_model(x[start : start + EVAL_ROWS], center=True)
+            yield self.preprocessor_.to_model(x[start : start + EVAL_ROWS], center=True).to(self.dtype)
 
     @torch.no_grad()
     def transform(self, X) -> np.ndarray:
@@ -289,26 +289,33 @@ class LatentModelEstimator:
         return save_model(self, folder)
 
 
-def _gathered(values: np.ndarray, rows: np.ndarray) -> torch.Tensor:
-    """values[rows] as float32, gathered a chunk of rows at a time (no float64 copy of them all)."""
-    out = np.empty((len(rows), values.shape[1]), dtype=np.float32)
+def _gathered(values: np.ndarray, rows: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """values[rows] as ``dtype``, gathered a chunk of rows at a time (no float64 copy of them all
+    when float32 will do)."""
+    out = np.empty((len(rows), values.shape[1]), dtype=np.float64 if dtype == torch.float64 else np.float32)
     for start in range(0, len(rows), streaming.CHUNK_ROWS):
         out[start : start + streaming.CHUNK_ROWS] = values[rows[start : start + streaming.CHUNK_ROWS]]
     return torch.from_numpy(out)
 
 
-def _training_rows(values: np.ndarray, val_rows: np.ndarray, train_rows: np.ndarray, config: VAEConfig):
-    """The training and validation rows for :func:`aevb.train.train`: float32 tensors, or,
-    for a memory map whose float32 training rows exceed ``config.in_memory_mib``,
-    :class:`aevb.chunked.ChunkedRows` read from it a chunk at a time."""
-    if not (is_lazy(values) and chunked.too_large(len(train_rows), values.shape[1], config.in_memory_mib)):
-        return _gathered(values, train_rows), _gathered(values, val_rows)
+def _training_rows(
+    values: np.ndarray, val_rows: np.ndarray, train_rows: np.ndarray, config: VAEConfig, dtype: torch.dtype
+):
+    """The training and validation rows for :func:`aevb.train.train`: tensors of ``dtype`` (the
+    preprocessor's row_dtype), or, for a memory map whose training rows exceed
+    ``config.in_memory_mib``, :class:`aevb.chunked.ChunkedRows` read from it a chunk at a time."""
+    bytes_per_value = torch.finfo(dtype).bits // 8
+    if not (
+        is_lazy(values)
+        and chunked.too_large(len(train_rows), values.shape[1], config.in_memory_mib, bytes_per_value)
+    ):
+        return _gathered(values, train_rows, dtype), _gathered(values, val_rows, dtype)
     held_out = np.zeros(len(values), dtype=bool)
     held_out[val_rows] = True
     size = chunked.chunk_rows(values.shape[1], config.batch_size)
     return (
-        chunked.ChunkedRows(values, ~held_out, size, config.seed),
-        chunked.ChunkedRows(values, held_out, size, config.seed),
+        chunked.ChunkedRows(values, ~held_out, size, config.seed, dtype),
+        chunked.ChunkedRows(values, held_out, size, config.seed, dtype),
     )
 
 
@@ -383,7 +390,7 @@ class VAE(LatentModelEstimator):
             torch.manual_seed(global_seed(config.seed))  # train() seeds its own generator with config.seed
             self._build(values.shape[1], pre, image_shape)
             self.model_.to(device)
-            train_x, val_x = _training_rows(values, val_rows, train_rows, config)
+            train_x, val_x = _training_rows(values, val_rows, train_rows, config, pre.row_dtype)
             del order, val_rows, train_rows  # not held through training
             try:
                 result: TrainingResult = train(

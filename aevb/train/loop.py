@@ -101,7 +101,7 @@ def mean_elbo_terms(
     give NaN figures (every rank still joins the all-reduce).
     """
     names = ["elbo", "reconstruction", "kl", *(["iwae"] if k else [])]
-    device = next(model.parameters()).device
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     sums = torch.zeros(len(names), dtype=torch.float64, device=device)
     log_det = pre.log_abs_det_jacobian()
     parts = x.chunks() if isinstance(x, ChunkedRows) else [x]
@@ -110,7 +110,7 @@ def mean_elbo_terms(
         if index % group.world_size != group.rank:
             continue
         with seeded_draws(seed + index * SEED_STRIDE, device) as generator:
-            y = pre.to_model(rows, generator).to(device)
+            y = pre.to_model(rows, generator).to(device, dtype)
             try:
                 terms = elbo(model, y)
                 bound = iwae(model, y, k) if k else None
@@ -285,7 +285,7 @@ def train(
         state = checkpoints.restore(model, optimizer, generator)
     step = group.data_parallel(TrainingLoss(model, config))
     log_det = pre.log_abs_det_jacobian()
-    device = next(model.parameters()).device
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     show = group.is_main and (sys.stderr.isatty() if progress is None else progress)
     started = time.perf_counter() - state.seconds
 
@@ -334,7 +334,7 @@ def train(
                 model.train()
                 while state.position < len(train_x):
                     rows = _next_rows(train_x, state, config.batch_size)
-                    batch = pre.to_model(rows, generator).to(device, non_blocking=True)
+                    batch = pre.to_model(rows, generator).to(device, dtype, non_blocking=True)
                     weight = kl_weight(config, state.epoch + 1)
                     sums = _gradient_step(step, model, optimizer, batch, config, weight, group)
                     if isinstance(sums, str):
