@@ -27,6 +27,7 @@ from .errors import AevbError, TrainingInterrupted, TrainingStopped
 from .estimator import VAE
 from .registry import ESTIMATORS
 from .scale import distributed, streaming
+from .store.atomic import write_output
 from .store.load import load
 from .tables.estimator import TabularVAE
 from .tables.io import is_table_file, read_table, write_table
@@ -100,19 +101,22 @@ def _write_rows(rows, path: Path, header: list[str] | None = None) -> None:
 
 
 def _write_array(array: np.ndarray, path: Path, header: list[str] | None = None) -> None:
-    try:
-        if path.suffix.lower() == ".csv":
-            with open(path, "w", newline="") as handle:
-                writer = csv.writer(handle)
-                if header:
-                    writer.writerow(header)
-                writer.writerows(array.tolist())
-        elif path.suffix.lower() == ".npy":
-            np.save(path, array)
-        else:
-            raise AevbError(f"cannot write {path}: use a .npy or .csv file name")
-    except OSError as error:
-        raise AevbError(f"cannot write {path}: {error.strerror or error}") from None
+    """Write ``array`` to .csv or .npy whole or not at all (:func:`write_output`)."""
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".npy"):
+        raise AevbError(f"cannot write {path}: use a .npy or .csv file name")
+
+    def write(temp: str) -> None:
+        if suffix == ".npy":
+            np.save(temp, array)
+            return
+        with open(temp, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            if header:
+                writer.writerow(header)
+            writer.writerows(array.tolist())
+
+    write_output(path, write)
 
 
 def _positive(ctx, param, value):

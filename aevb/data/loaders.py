@@ -172,9 +172,10 @@ def _load_image_folder(folder: Path) -> Dataset:
     return Dataset(array.reshape(len(array), -1), tuple(array.shape[1:]))
 
 
-def validated(data: Dataset, name: str) -> Dataset:
+def validated(data: Dataset, name: str, first_row: int = 0) -> Dataset:
     """Check that the rows are non-empty and finite; return them as float64 (a float32
-    memory map is returned as it is)."""
+    memory map is returned as it is). Rows are named counting from ``first_row`` (the
+    index in its file of a chunk's first row)."""
     values = data.values
     if values.size == 0:
         raise AevbError(f"{name} holds no data (shape {values.shape})")
@@ -198,6 +199,6 @@ def validated(data: Dataset, name: str) -> Dataset:
         row, column = first
         raise AevbError(
             f"{name} has {bad_count} NaN or infinite value(s), "
-            f"the first at row {row}, column {column} (counting from 0)"
+            f"the first at row {first_row + row}, column {column} (counting from 0)"
         )
     return Dataset(values, data.image_shape)

@@ -32,6 +32,7 @@ from ..core.noise import SEED_STRIDE
 from ..data.loaders import Dataset, validated
 from ..data.shards import Shards, shard_files
 from ..errors import AevbError, unreadable
+from ..store.atomic import write_output
 from .distributed import SINGLE, Group
 
 CHUNK_ROWS = 16384
@@ -80,7 +81,7 @@ def chunks(rows: np.ndarray, name: str, indices: range | None = None) -> Iterato
     for index in range(n_chunks(len(rows))) if indices is None else indices:
         start = index * CHUNK_ROWS
         part = np.asarray(rows[start : start + CHUNK_ROWS])
-        yield index, validated(Dataset(part), f"{name} (rows {start} to {start + len(part) - 1})").values
+        yield index, validated(Dataset(part), name, first_row=start).values
 
 
 def scored_chunks(model, rows: np.ndarray, name: str, k: int, seed: int, proposal: str,
@@ -138,26 +139,33 @@ def _with_the_other_ranks(parts: Iterator[dict], n_rows: int, group: Group) -> I
 
 
 def write_scores(parts: Iterator[dict], path: Path, n_rows: int) -> None:
-    """Write the per-row score columns of each chunk as it comes, to .csv or .npy."""
+    """Write the per-row score columns of each chunk as it comes, to .csv or .npy, through a
+    temporary file renamed over ``path`` when all ``n_rows`` rows are in (:func:`write_output`).
+
+    The .npy is written sequentially, never through a memory map of a pre-sized file: a
+    full disk is then an error on write(), not a SIGBUS, and no unwritten row reads 0."""
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".npy"):
         raise AevbError(f"cannot write {path}: use a .npy or .csv file name")
-    try:
-        if suffix == ".csv":
-            with open(path, "w", newline="") as handle:
-                writer = csv.writer(handle)
-                for index, columns in enumerate(parts):
-                    if index == 0:
-                        writer.writerow(list(columns))
-                    writer.writerows(np.column_stack(list(columns.values())).tolist())
-            return
-        out, start = None, 0
+    write_output(path, lambda temp: _write_blocks(parts, Path(temp), n_rows, suffix))
+
+
+def _write_blocks(parts: Iterator[dict], path: Path, n_rows: int, suffix: str) -> None:
+    written = 0
+    with open(path, "w" if suffix == ".csv" else "wb", **({"newline": ""} if suffix == ".csv" else {})) as handle:
+        writer = csv.writer(handle) if suffix == ".csv" else None
         for columns in parts:
             block = np.column_stack(list(columns.values()))
-            if out is None:
-                out = np.lib.format.open_memmap(path, mode="w+", dtype=block.dtype, shape=(n_rows, block.shape[1]))
-            out[start : start + len(block)] = block
-            start += len(block)
-        out.flush()
-    except OSError as error:
-        raise AevbError(f"cannot write {path}: {error.strerror or error}") from None
+            if writer is not None:
+                if written == 0:
+                    writer.writerow(list(columns))
+                writer.writerows(block.tolist())
+            else:
+                if written == 0:
+                    header = {"descr": np.lib.format.dtype_to_descr(block.dtype), "fortran_order": False,
+                              "shape": (n_rows, block.shape[1])}
+                    np.lib.format.write_array_header_1_0(handle, header)
+                handle.write(np.ascontiguousarray(block).tobytes())
+            written += len(block)
+    if written != n_rows:
+        raise AevbError(f"cannot write {path}: got {written} scored rows of {n_rows}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import AevbError
+from ..store.atomic import write_output
 
 TABLE_SUFFIXES = (".csv", ".parquet")
 
@@ -72,14 +73,12 @@ def is_table_file(source) -> bool:
 
 
 def write_table(frame, path: Path) -> None:
-    """Write a DataFrame as .csv or .parquet, chosen by the file name."""
+    """Write a DataFrame as .csv or .parquet, chosen by the file name, whole or not at all
+    (:func:`aevb.store.atomic.write_output`)."""
     suffix = Path(path).suffix.lower()
-    try:
-        if suffix == ".csv":
-            frame.to_csv(path, index=False)
-        elif suffix == ".parquet":
-            frame.to_parquet(path, index=False)
-        else:
-            raise AevbError(f"cannot write {path}: use a .csv or .parquet file name")
-    except OSError as error:
-        raise AevbError(f"cannot write {path}: {error.strerror or error}") from None
+    if suffix not in (".csv", ".parquet"):
+        raise AevbError(f"cannot write {path}: use a .csv or .parquet file name")
+    if suffix == ".csv":
+        write_output(path, lambda temp: frame.to_csv(temp, index=False))
+    else:
+        write_output(path, lambda temp: frame.to_parquet(temp, index=False))
