@@ -29,6 +29,7 @@ from .registry import ESTIMATORS
 from .scale import distributed, streaming
 from .store.atomic import write_output
 from .store.load import load
+from .store.run_folder import locked
 from .tables.estimator import TabularVAE
 from .tables.io import is_table_file, read_table, write_table
 from .train import checkpoint
@@ -182,6 +183,7 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
         dataset = data.load(source, key, memory_map=model_name == "vae")
     if not distributed.launched():
         checkpoint.prepare_folder(out)  # before any training: a folder that cannot be written fails now
+        click.get_current_context().with_resource(locked(out))  # one fit at a time per run folder
     started = time.perf_counter()
     if isinstance(model, VAE):
         try:

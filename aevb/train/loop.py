@@ -29,6 +29,7 @@ from ..errors import TrainingDiverged, TrainingInterrupted
 from ..scale.chunked import ChunkedRows
 from ..scale.devices import autocast
 from ..scale.distributed import SINGLE, Group
+from ..store.run_folder import no_follow
 from ..vae.model import LatentVariableModel
 from .checkpoint import Checkpoints, TrainingState
 from .signals import Caught, deferred_signals
@@ -235,7 +236,7 @@ def _open_metrics(path: Path | None, history: list[dict], fields: list[str]):
     """metrics.csv rewritten from ``history`` (so a resumed run repeats no row); None without a path."""
     if path is None:
         return None, None
-    handle = open(path, "w", newline="")
+    handle = open(path, "w", newline="", opener=no_follow)  # never through a planted link
     writer = csv.DictWriter(handle, fieldnames=fields)
     writer.writeheader()
     writer.writerows(history)
