@@ -17,6 +17,8 @@ from ..errors import AevbError, unreadable
 from .shards import Shards, is_lazy, shard_files
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+# Pillow's modes of one channel deeper than 8 bits (16-bit PNGs read as "I;16" or "I").
+DEEP_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0
 CHECK_ROWS = 16384  # rows of a memory map checked at a time
@@ -124,10 +126,31 @@ def _parse_float(cell: str) -> float | None:
         return None
 
 
-def _load_csv(path: Path) -> Dataset:
+# Candidate separators, in order of preference: a file of one column has none of them.
+DELIMITERS = (",", ";", "\t", "|")
+SNIFF_LINES = 50
+
+
+def sniff_delimiter(path: Path) -> str:
+    """The separator of the CSV file ``path``: the first of DELIMITERS that splits every one
+    of its first lines into the same number (> 1) of fields; "," when none does (one column)."""
     with unreadable(path, "a CSV table"):
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = [row for row in csv.reader(handle) if row]
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            lines = [line for _, line in zip(range(SNIFF_LINES), handle) if line.strip()]
+    for delimiter in DELIMITERS:
+        widths = {len(row) for row in csv.reader(lines, delimiter=delimiter)}
+        if len(widths) == 1 and widths.pop() > 1:
+            return delimiter
+    return ","
+
+
+def _load_csv(path: Path) -> Dataset:
+    delimiter = sniff_delimiter(path)
+    with unreadable(path, "a CSV table"):
+        # utf-8-sig: a byte-order mark would otherwise make the first number a word, and
+        # the first row of a headerless file a header.
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = [row for row in csv.reader(handle, delimiter=delimiter) if row]
     if not rows:
         raise AevbError(f"{path} is empty")
     header = None
@@ -143,7 +166,9 @@ def _load_csv(path: Path) -> Dataset:
             number = _parse_float(cell)
             if number is None:
                 column = repr(header[j]) if header else f"{j + 1}"
-                raise AevbError(f"{path} column {column} is not numeric (line {line}: {cell!r})")
+                other = next((d for d in DELIMITERS if d != delimiter and d in cell), None)
+                hint = f"; is the file separated by {other!r}? make every line have the same fields" if other else ""
+                raise AevbError(f"{path} column {column} is not numeric (line {line}: {cell!r}){hint}")
             values[i, j] = number
     return Dataset(values)
 
@@ -158,8 +183,18 @@ def _load_image_folder(folder: Path) -> Dataset:
     for path in files:
         with unreadable(path, "an image"):
             with Image.open(path) as image:
-                images.append(image.convert("L" if image.mode in ("1", "L", "I;16", "I", "F", "LA") else "RGB"))
-    if len({im.mode for im in images}) > 1:
+                if image.mode in DEEP_MODES:
+                    image.load()  # kept at its depth: an 8-bit conversion clips 16-bit pixels to 255
+                    images.append(image.copy())
+                else:
+                    images.append(image.convert("L" if image.mode in ("1", "L", "LA") else "RGB"))
+    deep = [im.mode in DEEP_MODES for im in images]
+    if any(deep) and not all(deep):
+        raise AevbError(
+            f"{folder} mixes images deeper than 8 bits ({files[deep.index(True)].name}) with 8-bit ones "
+            f"({files[deep.index(False)].name}); convert them to one depth"
+        )
+    if len({im.mode for im in images}) > 1 and not all(deep):
         images = [im.convert("RGB") for im in images]
     sizes = [im.size for im in images]
     odd = next((i for i, size in enumerate(sizes) if size != sizes[0]), None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..data.loaders import sniff_delimiter
 from ..errors import AevbError
 from ..store.atomic import write_output
 
@@ -31,7 +32,10 @@ def read_table(source):
     if suffix not in TABLE_SUFFIXES:
         raise AevbError(f"unsupported table file {path}: use .csv or .parquet")
     try:
-        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+        if suffix == ".csv":
+            frame = pd.read_csv(path, sep=sniff_delimiter(path), encoding="utf-8-sig")
+        else:
+            frame = pd.read_parquet(path)
     except Exception as error:  # pandas and pyarrow raise many types for a bad file
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise AevbError(f"cannot read {path} as a table ({message})") from None
@@ -54,9 +58,10 @@ def is_table_file(source) -> bool:
     import pandas as pd
 
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            widths = {len(row) for row in csv.reader(handle) if row}
-        frame = pd.read_csv(path)
+        delimiter = sniff_delimiter(path)
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            widths = {len(row) for row in csv.reader(handle, delimiter=delimiter) if row}
+        frame = pd.read_csv(path, sep=delimiter, encoding="utf-8-sig")
     except Exception:
         return False  # the numeric reader reports what is wrong
     if len(widths) != 1:
