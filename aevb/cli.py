@@ -14,6 +14,7 @@ import re
 import sys
 import time
 import typing
+import warnings
 from pathlib import Path
 
 import click
@@ -23,7 +24,7 @@ import torch
 from .config import LinearConfig, TableConfig, VAEConfig
 from .data import loaders as data
 from .data.images import save_grid
-from .errors import AevbError, TrainingInterrupted, TrainingStopped
+from .errors import AevbError, AevbWarning, TrainingInterrupted, TrainingStopped
 from .estimator import VAE
 from .registry import ESTIMATORS
 from .scale import distributed, streaming
@@ -396,6 +397,21 @@ def printable(text: str) -> str:
 
 def run(argv: list[str] | None = None) -> int:
     """The aevb command on ``argv``; its exit status. Errors print one line."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", AevbWarning)
+        warnings.showwarning = _show_warning
+        return _run(argv)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our warnings as one line on stderr; any other in Python's usual form."""
+    if issubclass(category, AevbWarning):
+        click.echo(printable(f"aevb: warning: {message}"), err=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         code = cli.main(args=argv, prog_name="aevb", standalone_mode=False)
         distributed.leave(together=True)

@@ -14,6 +14,11 @@ class AevbError(ValueError):
     """
 
 
+class AevbWarning(UserWarning):
+    """Data or a result that aevb can use but the user should know about; the ``aevb``
+    command prints it as one line, ``aevb: warning: ...``."""
+
+
 class TrainingStopped(AevbError):
     """Training ended before its end: ``result`` describes the best model so far,
     whose weights the model holds again, and ``exit_code`` is the command's status."""

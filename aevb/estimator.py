@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -16,11 +17,11 @@ from .data.loaders import Dataset, validated
 from .data.loaders import load as load_data
 from .data.preprocess import Preprocessor
 from .data.shards import is_lazy
-from .errors import AevbError, TrainingStopped
+from .errors import AevbError, TrainingDiverged, TrainingStopped
 from .scale import chunked, devices, distributed, streaming
 from .store.persistence import save as save_model
 from .train.checkpoint import Checkpoints, fingerprint
-from .train.loop import TrainingResult, train
+from .train.loop import TrainingResult, train, validation_bound
 from .vae.model import LatentVariableModel, build_vae
 
 # Floats held at once by the importance-sampling evaluation (rows x draws x width): ~32 MB.
@@ -319,6 +320,33 @@ def _training_rows(
     )
 
 
+# A best bound this many nats per feature (plus ABSURD_NATS) below that of a standard normal
+# on the standardized data means training failed (a learning rate far too large), not a model.
+ABSURD_NATS_PER_FEATURE = 10.0
+ABSURD_NATS = 100.0
+
+
+def _check_plausible(result: TrainingResult, pre: Preprocessor, config: VAEConfig) -> None:
+    """Raise :class:`TrainingDiverged` (the model keeps its best weights) when the best
+    validation bound is absurd: far below the log-likelihood of the simplest model, independent
+    standard normals on the standardized rows (Bernoulli(1/2) for binary data)."""
+    if not result.history or not isinstance(pre, Preprocessor):
+        return  # a table's columns have their own likelihoods, not standardized normals
+    n_features = pre.n_features
+    if pre.kind == "binary":
+        baseline = -n_features * math.log(2.0)
+    else:
+        baseline = -0.5 * n_features * math.log(2 * math.pi * math.e) + pre.log_abs_det_jacobian()
+    name, bound = validation_bound(result.history[result.best_epoch - 1])
+    if bound < baseline - ABSURD_NATS_PER_FEATURE * n_features - ABSURD_NATS:
+        raise TrainingDiverged(
+            f"training failed: the best validation {name}, {bound:.4g} nats/row (epoch {result.best_epoch}), "
+            f"is far below the {baseline:.4g} of independent normals on the standardized data; "
+            f"try a smaller --learning-rate (now {config.learning_rate:g})",
+            result,
+        )
+
+
 class VAE(LatentModelEstimator):
     """A variational autoencoder that learns p(x) of the rows of a numeric array.
 
@@ -410,6 +438,7 @@ class VAE(LatentModelEstimator):
                 raise
         self.model_.cpu()
         self._set_result(result)
+        _check_plausible(result, pre, config)
         return self
 
     def _set_result(self, result: TrainingResult) -> None:

@@ -23,6 +23,7 @@ import torch
 
 from ..errors import AevbError
 from .column_statistics import CHUNK_ROWS, column_statistics, is_binary
+from .degenerate import warn_if_degenerate
 
 Kind = Literal["binary", "levels", "continuous"]
 # The model computes in float32 (max ~3.4e38); a margin keeps x - shift finite too.
@@ -79,6 +80,8 @@ class Preprocessor:
             return cls("binary", None, [0.0] * n_features, [1.0] * n_features)
         levels = stats.levels
         kind, n_levels = ("levels", int(stats.maximum) + 1) if levels else ("continuous", None)
+        if kind == "continuous":
+            warn_if_degenerate(x, stats.mean, stats.variance)
         if not standardize:
             return cls(kind, n_levels, [0.0] * n_features, [1.0] * n_features)
         # x + u has the mean of x plus 1/2 and the variance of x plus 1/12.
