@@ -179,7 +179,7 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
     if table:
         dataset = read_table(source)
         if not quiet:
-            click.echo(printable(model.infer_schema(dataset).summary()))
+            click.echo(printable_lines(model.infer_schema(dataset).summary()))
     else:
         dataset = data.load(source, key, memory_map=model_name == "vae")
     if not distributed.launched():
@@ -395,6 +395,11 @@ def printable(text: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f]", lambda match: repr(match.group())[1:-1], text)
 
 
+def printable_lines(text: str) -> str:
+    """A table of ours, each line made :func:`printable` on its own: its line breaks stay."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
 def run(argv: list[str] | None = None) -> int:
     """The aevb command on ``argv``; its exit status. Errors print one line."""
     with warnings.catch_warnings():
@@ -419,6 +424,9 @@ def _run(argv: list[str] | None) -> int:
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("aevb: interrupted", err=True)
         return 130
+    except click.exceptions.NoArgsIsHelpError as error:
+        error.show()  # a bare ``aevb``: the usage text, as click shows it, with click's status
+        return error.exit_code
     except click.ClickException as error:
         click.echo(printable(f"aevb: error: {error.format_message()}"), err=True)
         return EXIT_USAGE
