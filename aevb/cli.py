@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .config import LinearConfig, TableConfig, VAEConfig
+from .core import progress
 from .data import loaders as data
 from .data.images import save_grid
 from .errors import AevbError, AevbWarning, TrainingInterrupted, TrainingStopped
@@ -121,6 +122,11 @@ def _write_array(array: np.ndarray, path: Path, header: list[str] | None = None)
     write_output(path, write)
 
 
+def _quiet(quiet: bool) -> None:
+    """No progress bars for the rest of this command with --quiet (else where one can be seen)."""
+    click.get_current_context().with_resource(progress.showing(False if quiet else None))
+
+
 def _positive(ctx, param, value):
     if value is not None and value <= 0:
         raise click.BadParameter(f"must be a positive integer, got {value}")
@@ -168,6 +174,7 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
             f"(or start over in another --out folder, or delete {out / checkpoint.CHECKPOINT_FILE})"
         )
     out = out or resume
+    _quiet(quiet)
     saved = checkpoint.saved_config(resume) if resume is not None else {}
     table_options = {name for name in TABLE_ONLY_OPTIONS if options.get(name) is not None or name in saved}
     table = table or bool(table_options) or is_table_file(source)
@@ -270,12 +277,14 @@ PROPOSAL_OPTION = click.option(
 @PROPOSAL_OPTION
 @click.option("--key", default=None, help="Array to use from a .npz file with several.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def score(model_dir, source, out, k, proposal, key, seed):
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def score(model_dir, source, out, k, proposal, key, seed, quiet):
     """Per-row log p(x) estimate (nats), ELBO and its terms, for anomaly scores.
 
     A .npy SOURCE is read memory-mapped and scored in chunks, each written as it
     is done: any number of rows in bounded memory. Under torchrun the ranks share
     the chunks out; the scores are those of one process."""
+    _quiet(quiet)
     model = load(model_dir)
     if isinstance(model, TabularVAE):
         columns = model.row_scores(model.read_data(source, key), k=k, seed=seed, proposal=proposal)
@@ -307,9 +316,11 @@ def _group() -> distributed.Group:
     "numbered in a first column _imputation (1..M).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-def impute(model_dir, source, out, k, multiple, seed):
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def impute(model_dir, source, out, k, multiple, seed, quiet):
     """Fill the holes of the table SOURCE by importance-weighted posterior prediction;
     observed cells are written unchanged."""
+    _quiet(quiet)
     model = load(model_dir)
     if not isinstance(model, TabularVAE):
         raise AevbError(f"{model_dir} was trained on a numeric array; impute needs a model trained on a table")
@@ -330,13 +341,15 @@ def impute(model_dir, source, out, k, multiple, seed):
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write the figures as JSON.")
 @click.option("--key", default=None, help="Array to use from a .npz file with several.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def evaluate(model_dir, source, k, proposal, json_path, key, seed):
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def evaluate(model_dir, source, k, proposal, json_path, key, seed, quiet):
     """Held-out ELBO, its terms, and the K-sample log p(x) estimate, in nats and bits/dim
     (and the exact log p(x) of linear-Gaussian models).
 
     A .npy SOURCE is read memory-mapped, chunk by chunk, into running sums: any
     number of rows in bounded memory. Under torchrun the ranks share the chunks out;
     the figures are those of one process."""
+    _quiet(quiet)
     model = load(model_dir)
     if isinstance(model, TabularVAE):
         figures = model.evaluate(model.read_data(source, key), k=k, seed=seed, proposal=proposal)

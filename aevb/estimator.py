@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Literal
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 
 from .config import VAEConfig
-from .core import evaluation
+from .core import evaluation, progress
 from .core.noise import global_seed, kept_generators, seeded_draws
 from .core.objectives import elbo, importance_sampling
 from .data.loaders import Dataset, validated
@@ -100,17 +101,22 @@ class LatentModelEstimator:
         return torch.as_tensor(values, dtype=torch.promote_types(self.dtype, self.preprocessor_.row_dtype))
 
     @torch.no_grad()
-    def _per_row(self, X, seed: int, compute) -> np.ndarray:
+    def _per_row(self, X, seed: int, compute, desc: str | None = None) -> np.ndarray:
         """compute(y) on model-space batches of the rows of X; results (..., B) joined to (..., n).
 
         Dequantization noise and the draws of z come from ``seed`` (:func:`seeded_draws`),
-        so a call is repeatable.
+        so a call is repeatable. With ``desc``, a long pass shows a progress bar
+        (:func:`aevb.core.progress.rows`).
         """
         x = self._rows(X)
         parts = []
-        with seeded_draws(seed) as generator:
+        bar = progress.rows(len(x), desc) if desc else contextlib.nullcontext()
+        with seeded_draws(seed) as generator, bar as rows_done:
             for start in range(0, len(x), EVAL_ROWS):
-                parts.append(compute(self.preprocessor_.to_model(x[start : start + EVAL_ROWS], generator).to(self.dtype)))
+                batch = self.preprocessor_.to_model(x[start : start + EVAL_ROWS], generator).to(self.dtype)
+                parts.append(compute(batch))
+                if rows_done is not None:
+                    rows_done.update(len(batch))
         return torch.cat(parts, dim=-1).double().numpy()
 
     # -- using a fitted model --------------------------------------------------
@@ -170,7 +176,7 @@ class LatentModelEstimator:
             estimate = importance_sampling(self.model_, y, k, r, chunk)
             return torch.stack([estimate.log_marginal, estimate.effective_sample_size])
 
-        log_marginal, ess = self._per_row(X, seed, compute)
+        log_marginal, ess = self._per_row(X, seed, compute, desc=f"importance sampling (k={k})")
         return {"log_likelihood": log_marginal + self.preprocessor_.log_abs_det_jacobian(), "effective_sample_size": ess}
 
     def score_samples(self, X, k: int = 100, seed: int = 0) -> np.ndarray:

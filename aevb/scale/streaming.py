@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..core import progress
 from ..core.evaluation import chunk_statistics, width
 from ..core.noise import SEED_STRIDE
 from ..data.loaders import Dataset, validated
@@ -95,8 +96,9 @@ def evaluate_rows(model, rows: np.ndarray, name: str, k: int, seed: int, proposa
                   group: Group = SINGLE) -> dict:
     """``model.evaluate`` of ``rows``, chunk by chunk, the chunks shared out among the ranks."""
     table = torch.zeros(n_chunks(len(rows)), width(model.model_.latent_dim), dtype=torch.float64)
-    for index, part in chunks(rows, name, my_chunks(len(rows), group)):
-        table[index] = torch.from_numpy(chunk_statistics(model, part, k, chunk_seed(seed, index), proposal))
+    with _bar(rows, group, "evaluating"):
+        for index, part in chunks(rows, name, my_chunks(len(rows), group)):
+            table[index] = torch.from_numpy(chunk_statistics(model, part, k, chunk_seed(seed, index), proposal))
     group.all_reduce(table)  # each row is non-zero on one rank only: the sum is exact
     return model.evaluation_figures(table.numpy(), k, proposal)
 
@@ -105,10 +107,18 @@ def score_file(model, rows: np.ndarray, name: str, out: Path, k: int, seed: int,
                group: Group = SINGLE) -> None:
     """Score ``rows`` and write the per-row columns to ``out`` (rank 0 writes all of them)."""
     parts = scored_chunks(model, rows, name, k, seed, proposal, group)
-    if group.is_main:
-        write_scores(_with_the_other_ranks(parts, len(rows), group), out, len(rows))
-    else:
-        _send_to_main(parts)
+    with _bar(rows, group, "scoring"):
+        if group.is_main:
+            write_scores(_with_the_other_ranks(parts, len(rows), group), out, len(rows))
+        else:
+            _send_to_main(parts)
+
+
+def _bar(rows: np.ndarray, group: Group, desc: str):
+    """One progress bar over this rank's rows (shown on rank 0 only), which each chunk's
+    importance sampling advances."""
+    mine = sum(chunk_rows(len(rows), index) for index in my_chunks(len(rows), group))
+    return progress.rows(mine, desc, show=None if group.is_main else False)
 
 
 def _send_to_main(parts: Iterator[dict]) -> None:

@@ -82,7 +82,7 @@ class TabularVAE(VAE):
             filled = impute(self.model_, y, k, multiple)  # (B, C) or (M, B, C)
             return self.preprocessor_.from_model(filled, mean=multiple is None).movedim(-2, -1)
 
-        filled = self._per_row(frame, seed, compute)  # (C, n) or (M, C, n)
+        filled = self._per_row(frame, seed, compute, desc="imputing")  # (C, n) or (M, C, n)
         tables = [self._fill(frame, rows.T) for rows in (filled[None] if multiple is None else filled)]
         return tables[0] if multiple is None else tables
 
@@ -111,7 +111,9 @@ class TabularVAE(VAE):
         scores = super().row_scores(X, k, seed, proposal)
         holes = torch.isnan(self._rows(X))
         scores["n_observed"] = (~holes).sum(-1).double().numpy()
-        per_column = self._per_row(X, seed, lambda y: conditional_column_scores(self.model_, y, k).T)  # (C, n)
+        per_column = self._per_row(  # (C, n)
+            X, seed, lambda y: conditional_column_scores(self.model_, y, k).T, desc="scoring each column"
+        )
         holes = holes.T.numpy()  # (C, n)
         for column, values, missing in zip(self.schema_.columns, per_column, holes):
             scores[f"{column.name}_log_likelihood"] = np.where(missing, np.nan, values)

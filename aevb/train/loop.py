@@ -13,7 +13,6 @@ import contextlib
 import copy
 import csv
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from tqdm.auto import tqdm
 from ..config import VAEConfig
 from ..core.noise import SEED_STRIDE, block_of_global_draws, seeded_draws
 from ..core.objectives import elbo, iwae, kl_weight, training_objective
+from ..core.progress import enabled as bars_enabled
 from ..data.preprocess import Preprocessor
 from ..errors import TrainingDiverged, TrainingInterrupted
 from ..scale.chunked import ChunkedRows
@@ -260,7 +260,7 @@ def train(
 
     Randomness comes from torch's global generator (draws of z) and a generator
     seeded from ``config.seed`` (batch order, dequantization); callers seed the
-    former, with :func:`aevb.noise.global_seed` of ``config.seed``. ``progress=None`` shows a bar only when stderr is a terminal.
+    former, with :func:`aevb.noise.global_seed` of ``config.seed``. ``progress=None`` shows a bar where someone can see it (:mod:`aevb.core.progress`).
 
     With ``checkpoints``, a checkpoint is written before the first step, after
     every epoch, every ``checkpoint_every`` seconds and on SIGINT/SIGTERM (then
@@ -287,7 +287,7 @@ def train(
     step = group.data_parallel(TrainingLoss(model, config))
     log_det = pre.log_abs_det_jacobian()
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
-    show = group.is_main and (sys.stderr.isatty() if progress is None else progress)
+    show = group.is_main and (bars_enabled() if progress is None else progress)
     started = time.perf_counter() - state.seconds
 
     def finish(stopped_because: str) -> TrainingResult:
@@ -321,7 +321,7 @@ def train(
     metrics_file, writer = _open_metrics(metrics_path, state.history, metric_fields(config))
     threads = torch.get_num_threads()
     torch.set_num_threads(loop_threads(model, config.batch_size, threads))
-    bar = tqdm(total=config.epochs, initial=state.epoch, desc="training", unit="epoch", disable=not show, leave=False)
+    bar = tqdm(total=config.epochs, initial=state.epoch, desc="training", unit="epoch", disable=not show)
     signals = deferred_signals() if checkpoints is not None else contextlib.nullcontext(Caught())
     try:
         with signals as caught:
