@@ -23,10 +23,11 @@ import torch
 
 from .config import LinearConfig, TableConfig, VAEConfig
 from .core import progress
+from .core.noise import MAX_SEED
 from .data import loaders as data
 from .data.images import save_grid
 from .errors import AevbError, AevbWarning, TrainingInterrupted, TrainingStopped
-from .estimator import VAE
+from .estimator import EVAL_ROWS, VAE
 from .registry import ESTIMATORS
 from .scale import distributed, streaming
 from .store.atomic import write_output
@@ -36,6 +37,7 @@ from .tables.estimator import TabularVAE
 from .tables.io import is_table_file, read_table, write_table
 from .train import checkpoint
 from .train.loop import validation_bound
+from .vae.memory import check_request
 
 EXIT_USAGE = 2
 
@@ -228,7 +230,7 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
 @click.option("-n", "n", type=int, default=64, show_default=True, callback=_positive, help="Rows to draw.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the rows to .npy or .csv.")
 @click.option("--png", type=click.Path(path_type=Path), default=None, help="Write an image grid (image data only).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option("--mean", is_flag=True, help="Decoder means E[x|z] instead of draws of x.")
 def sample(model_dir, n, out, png, seed, mean):
     """Draw N new rows from a trained model."""
@@ -276,7 +278,7 @@ PROPOSAL_OPTION = click.option(
 @click.option("--k", type=int, default=100, show_default=True, callback=_positive, help="Importance samples per row.")
 @PROPOSAL_OPTION
 @click.option("--key", default=None, help="Array to use from a .npz file with several.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def score(model_dir, source, out, k, proposal, key, seed, quiet):
     """Per-row log p(x) estimate (nats), ELBO and its terms, for anomaly scores.
@@ -315,7 +317,7 @@ def _group() -> distributed.Group:
     help="Write M draws of each hole instead of one best guess: M copies of the table, one after another, "
     "numbered in a first column _imputation (1..M).",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def impute(model_dir, source, out, k, multiple, seed, quiet):
     """Fill the holes of the table SOURCE by importance-weighted posterior prediction;
@@ -324,7 +326,11 @@ def impute(model_dir, source, out, k, multiple, seed, quiet):
     model = load(model_dir)
     if not isinstance(model, TabularVAE):
         raise AevbError(f"{model_dir} was trained on a numeric array; impute needs a model trained on a table")
-    filled = model.impute(read_table(source), k=k, multiple=multiple, seed=seed)
+    table = read_table(source)
+    cells = table.shape[1] * (multiple or 1)
+    check_request(3 * 4 * k * min(len(table), EVAL_ROWS) * cells, f"--k {k}")  # a batch's draws
+    check_request(3 * 8 * len(table) * cells, f"--multiple {multiple}")  # the filled copies
+    filled = model.impute(table, k=k, multiple=multiple, seed=seed)
     if multiple is not None:
         import pandas as pd
 
@@ -340,7 +346,7 @@ def impute(model_dir, source, out, k, multiple, seed, quiet):
 @PROPOSAL_OPTION
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write the figures as JSON.")
 @click.option("--key", default=None, help="Array to use from a .npz file with several.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def evaluate(model_dir, source, k, proposal, json_path, key, seed, quiet):
     """Held-out ELBO, its terms, and the K-sample log p(x) estimate, in nats and bits/dim

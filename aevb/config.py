@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+from .core.noise import check_seed
 from .errors import AevbError
 
 Likelihood = Literal["auto", "gaussian", "bernoulli"]
@@ -199,6 +200,7 @@ class VAEConfig(Options):
                 raise AevbError(
                     f"{name} must be one of {', '.join(get_args(kind))}, got {getattr(self, name)!r}"
                 )
+        check_seed(self.seed)
         if self.free_bits > 0 and self.objective != "elbo":
             raise AevbError("free_bits works with objective elbo only; use kl_warmup or beta with iwae")
 

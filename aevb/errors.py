@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 
@@ -40,6 +41,22 @@ class TrainingInterrupted(TrainingStopped):
     def __init__(self, message: str, result=None, signum: int = 2):
         super().__init__(message, result)
         self.exit_code = 128 + signum  # the shell's convention for "killed by signal N"
+
+
+def check_regular_file(path: Path) -> None:
+    """Raise AevbError unless ``path`` is a regular file (after links): a FIFO or device would
+    block a reader forever, a folder or a dangling or looping link cannot be read."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        if path.is_symlink():
+            raise AevbError(f"{path} is a broken or looping link ({error.strerror or error})") from None
+        raise AevbError(f"no such file: {path}") from None
+    if stat.S_ISDIR(mode):
+        raise AevbError(f"{path} is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        raise AevbError(f"{path} is not a regular file (a pipe or device?); aevb reads only files")
 
 
 def unreadable(path: Path, what: str):

@@ -12,7 +12,7 @@ import torch
 
 from .config import VAEConfig
 from .core import evaluation, progress
-from .core.noise import global_seed, kept_generators, seeded_draws
+from .core.noise import check_seed, global_seed, kept_generators, seeded_draws
 from .core.objectives import elbo, importance_sampling
 from .data.loaders import Dataset, validated
 from .data.loaders import load as load_data
@@ -23,6 +23,7 @@ from .scale import chunked, devices, distributed, streaming
 from .store.persistence import save as save_model
 from .train.checkpoint import Checkpoints, fingerprint
 from .train.loop import TrainingResult, train, validation_bound
+from .vae.memory import check_fits, check_request
 from .vae.model import LatentVariableModel, build_vae
 
 # Floats held at once by the importance-sampling evaluation (rows x draws x width): ~32 MB.
@@ -108,6 +109,7 @@ class LatentModelEstimator:
         so a call is repeatable. With ``desc``, a long pass shows a progress bar
         (:func:`aevb.core.progress.rows`).
         """
+        seed = check_seed(seed)
         x = self._rows(X)
         parts = []
         bar = progress.rows(len(x), desc) if desc else contextlib.nullcontext()
@@ -130,6 +132,9 @@ class LatentModelEstimator:
         """
         self._check_fitted()
         n = _check_positive_int(n, "the number of samples")
+        seed = None if seed is None else check_seed(seed)
+        # z, the decoder's mean and scale, the draw and its float64 copy
+        check_request(8 * n * (self.model_.latent_dim + 4 * self.n_features_in_), f"sampling {n} rows")
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(seed)
@@ -408,6 +413,7 @@ class VAE(LatentModelEstimator):
         if len(values) < 2:
             raise AevbError(f"need at least 2 rows to train (one for validation), got {len(values)}")
         config = self.config
+        check_fits(config, pre.n_features)  # before any allocation
         order = np.random.default_rng(config.seed).permutation(len(values))
         n_val = min(len(values) - 1, max(1, round(config.validation_fraction * len(values))))
         val_rows, train_rows = order[:n_val], order[n_val:]

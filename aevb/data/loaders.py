@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AevbError, unreadable
+from ..errors import AevbError, check_regular_file, unreadable
 from .shards import Shards, is_lazy, shard_files
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -61,6 +61,8 @@ def load(source: str | Path, key: str | None = None, memory_map: bool = False) -
     if name in BUILTIN:
         return validated(BUILTIN[name](), name)
     path = Path(source)
+    if path.is_symlink() and not path.exists():
+        check_regular_file(path)  # names the broken or looping link
     if not path.exists():
         builtins = ", ".join(BUILTIN)
         raise AevbError(f"no such file or folder: {name} (built-in datasets: {builtins})")
@@ -69,6 +71,7 @@ def load(source: str | Path, key: str | None = None, memory_map: bool = False) -
         if files is not None:
             return validated(_load_shards(files, memory_map), name)
         return validated(_load_image_folder(path), name)
+    check_regular_file(path)
     suffix = path.suffix.lower()
     readers = {".npy": lambda p: _load_npy(p, memory_map), ".npz": lambda p: _load_npz(p, key), ".csv": _load_csv}
     if suffix not in readers:
@@ -181,6 +184,7 @@ def _load_image_folder(folder: Path) -> Dataset:
         raise AevbError(f"{folder} holds no .png or .jpg images")
     images = []
     for path in files:
+        check_regular_file(path)
         with unreadable(path, "an image"):
             with Image.open(path) as image:
                 if image.mode in DEEP_MODES:

@@ -82,7 +82,8 @@ def chunks(rows: np.ndarray, name: str, indices: range | None = None) -> Iterato
     for index in range(n_chunks(len(rows))) if indices is None else indices:
         start = index * CHUNK_ROWS
         part = np.asarray(rows[start : start + CHUNK_ROWS])
-        yield index, validated(Dataset(part), name, first_row=start).values
+        where = f"{name} (rows {start} to {start + len(part) - 1})"
+        yield index, validated(Dataset(part), where, first_row=start).values
 
 
 def scored_chunks(model, rows: np.ndarray, name: str, k: int, seed: int, proposal: str,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..data.loaders import sniff_delimiter
-from ..errors import AevbError
+from ..errors import AevbError, check_regular_file
 from ..store.atomic import write_output
 
 TABLE_SUFFIXES = (".csv", ".parquet")
@@ -26,8 +26,7 @@ def read_table(source):
     if isinstance(source, pd.DataFrame):
         return source
     path = Path(source)
-    if not path.is_file():
-        raise AevbError(f"no such file: {path}")
+    check_regular_file(path)
     suffix = path.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         raise AevbError(f"unsupported table file {path}: use .csv or .parquet")
