@@ -96,3 +96,37 @@ def test_folders_and_links_where_files_belong(tmp_path, capsys):
     (tmp_path / "a").symlink_to(tmp_path / "b")
     (tmp_path / "b").symlink_to(tmp_path / "a")
     assert_usage_error(capsys, ["fit", tmp_path / "a", "--out", tmp_path / "run", *FIT], "looping link")
+
+
+def _damaged_copy(small_run, tmp_path, edit):
+    import json
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(small_run / "run", folder)
+    config = json.loads((folder / "config.json").read_text())
+    edit(config)
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+@pytest.mark.parametrize("field, value", [("model_type", []), ("training", "done"), ("training", {"best_epoch": "1"})])
+def test_damaged_config_fields_are_named(small_run, tmp_path, field, value):
+    folder = _damaged_copy(small_run, tmp_path, lambda c: c.__setitem__(field, value))
+    with pytest.raises(aevb.AevbError, match=field):
+        aevb.load(folder)
+
+
+def test_non_finite_weights_are_refused(small_run, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "model"
+    shutil.copytree(small_run / "run", folder)
+    state = load_file(folder / "model.safetensors")
+    name = sorted(state)[0]
+    state[name] = state[name].clone().fill_(float("nan"))
+    save_file(state, folder / "model.safetensors")
+    with pytest.raises(aevb.AevbError, match=f"weights {name} hold NaN"):
+        aevb.load(folder)
