@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
-import warnings
 import tempfile
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 

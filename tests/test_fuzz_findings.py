@@ -5,7 +5,14 @@ is a strategy with a bounded number of examples; benchmarks/fuzz.py runs 10,000+
 from __future__ import annotations
 
 import numpy as np
-from fuzz_cases import csv_case, odd_file_case, output_case, precision_case, seed_case, size_case
+from fuzz_cases import (
+    csv_case,
+    odd_file_case,
+    output_case,
+    precision_case,
+    seed_case,
+    size_case,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp

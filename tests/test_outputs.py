@@ -10,12 +10,12 @@ import sys
 
 import numpy as np
 import pytest
+from cli_helpers import call, save_small_level_model
 
 from aevb.errors import AevbError
 from aevb.scale import streaming
 from aevb.store.atomic import write_output
 from aevb.store.load import load
-from cli_helpers import call, save_small_level_model
 
 
 def _leftovers(folder):
