@@ -30,11 +30,13 @@ def degenerate_findings(x: np.ndarray, mean: np.ndarray, variance: np.ndarray) -
     """One sentence per problem of the continuous rows ``x`` (n, D) with per-column
     ``mean`` and ``variance`` (D,) over all rows."""
     findings = []
-    # A constant column's streamed variance is its mean's rounding error, not exactly 0.
-    constant = np.flatnonzero(np.sqrt(variance) <= 1e-12 * np.abs(mean))
+    rows = np.asarray(x[np.unique(np.linspace(0, len(x) - 1, min(len(x), SAMPLE_ROWS)).astype(np.int64))])
+    # A constant column's streamed variance is its mean's rounding error, not exactly 0; a
+    # spread of a few float64 steps (1e12 +- 1e-3) looks the same, so the sample decides.
+    tiny = np.flatnonzero(np.sqrt(variance) <= 1e-12 * np.abs(mean))
+    constant = np.array([j for j in tiny if np.unique(rows[:, j]).size == 1], dtype=np.int64)
     if constant.size:
         findings.append(f"constant column(s) {_names(constant)}")
-    rows = np.asarray(x[np.unique(np.linspace(0, len(x) - 1, min(len(x), SAMPLE_ROWS)).astype(np.int64))])
     if len(rows) < 2:
         return findings
     near = []
