@@ -14,6 +14,7 @@ import re
 import sys
 import time
 import typing
+import warnings
 from pathlib import Path
 
 import click
@@ -21,17 +22,21 @@ import numpy as np
 import torch
 
 from .config import POSITIVE_INT
+from .core import progress
+from .core.noise import MAX_SEED
 from .data.images import save_grid
-from .errors import AevbError, TrainingInterrupted, TrainingStopped
-from .estimator import Proposal
+from .errors import AevbError, AevbWarning, TrainingInterrupted, TrainingStopped
+from .estimator import EVAL_ROWS, Proposal
 from .quality.assess import assess, format_quality, model_frames
 from .registry import ESTIMATORS, OPTION_CLASSES, estimator_for
 from .report.page import build as build_report
 from .scale import distributed, streaming
-from .store.atomic import replace_atomically
+from .store.atomic import replace_atomically, write_output
 from .store.load import load
+from .store.run_folder import locked
 from .tables.io import write_table
 from .train import checkpoint
+from .vae.memory import check_request
 
 EXIT_USAGE = 2
 
@@ -97,19 +102,27 @@ def _write_rows(rows, path: Path, header: list[str] | None = None) -> None:
 
 
 def _write_array(array: np.ndarray, path: Path, header: list[str] | None = None) -> None:
-    try:
-        if path.suffix.lower() == ".csv":
-            with open(path, "w", newline="") as handle:
-                writer = csv.writer(handle)
-                if header:
-                    writer.writerow(header)
-                writer.writerows(array.tolist())
-        elif path.suffix.lower() == ".npy":
-            np.save(path, array)
-        else:
-            raise AevbError(f"cannot write {path}: use a .npy or .csv file name")
-    except OSError as error:
-        raise AevbError(f"cannot write {path}: {error.strerror or error}") from None
+    """Write ``array`` to .csv or .npy whole or not at all (:func:`write_output`)."""
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".npy"):
+        raise AevbError(f"cannot write {path}: use a .npy or .csv file name")
+
+    def write(temp: str) -> None:
+        if suffix == ".npy":
+            np.save(temp, array)
+            return
+        with open(temp, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            if header:
+                writer.writerow(header)
+            writer.writerows(array.tolist())
+
+    write_output(path, write)
+
+
+def _quiet(quiet: bool) -> None:
+    """No progress bars for the rest of this command with --quiet (else where one can be seen)."""
+    click.get_current_context().with_resource(progress.showing(False if quiet else None))
 
 
 def _positive(ctx, param, value):
@@ -162,6 +175,7 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
             f"(or start over in another --out folder, or delete {out / checkpoint.CHECKPOINT_FILE})"
         )
     out = out or resume
+    _quiet(quiet)
     saved = checkpoint.saved_config(resume) if resume is not None else {}
     chosen_options = {name for name, value in options.items() if value is not None} | set(saved)
     estimator_class, what = estimator_for(model_name, source, table, chosen_options)
@@ -170,9 +184,10 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
     dataset = model.read_data(source, key, memory_map=model.trains_in_steps)
     note = model.describe_data(dataset)
     if note and not quiet:
-        click.echo(printable(note))
+        click.echo(printable_lines(note))
     if not distributed.launched():
         checkpoint.prepare_folder(out)  # before any training: a folder that cannot be written fails now
+        click.get_current_context().with_resource(locked(out))  # one fit at a time per run folder
     started = time.perf_counter()
     try:
         model.fit(dataset, progress=False if quiet else None, run_dir=out, resume=resume is not None)
@@ -206,7 +221,7 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
 @click.option("-n", "n", type=int, default=64, show_default=True, callback=_positive, help="Rows to draw.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the rows to .npy or .csv.")
 @click.option("--png", type=click.Path(path_type=Path), default=None, help="Write an image grid (image data only).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option("--mean", is_flag=True, help="Decoder means E[x|z] instead of draws of x.")
 def sample(model_dir, n, out, png, seed, mean):
     """Draw N new rows from a trained model."""
@@ -247,13 +262,15 @@ PROPOSAL_OPTION = click.option(
 @click.option("--k", type=int, default=100, show_default=True, callback=_positive, help="Importance samples per row.")
 @PROPOSAL_OPTION
 @click.option("--key", default=None, help="Array to use from a .npz file with several.")
-@click.option("--seed", type=int, default=0, show_default=True)
-def score(model_dir, source, out, k, proposal, key, seed):
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def score(model_dir, source, out, k, proposal, key, seed, quiet):
     """Per-row log p(x) estimate (nats), ELBO and its terms, for anomaly scores.
 
     A .npy SOURCE is read memory-mapped and scored in chunks, each written as it
     is done: any number of rows in bounded memory. Under torchrun the ranks share
     the chunks out; the scores are those of one process."""
+    _quiet(quiet)
     model = load(model_dir)
     streaming.score_file(model, model.open_rows(source, key), source, out, k, seed, proposal, _group())
 
@@ -273,14 +290,20 @@ def _group() -> distributed.Group:
     help="Write M draws of each hole instead of one best guess: M copies of the table, one after another, "
     "numbered in a first column _imputation (1..M).",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
-def impute(model_dir, source, out, k, multiple, seed):
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def impute(model_dir, source, out, k, multiple, seed, quiet):
     """Fill the holes of the table SOURCE by importance-weighted posterior prediction;
     observed cells are written unchanged."""
+    _quiet(quiet)
     model = load(model_dir)
     if not hasattr(model, "impute"):
         raise AevbError(f"{model_dir} was trained on a numeric array; impute needs a model trained on a table")
-    filled = model.impute(model.read_data(source), k=k, multiple=multiple, seed=seed)
+    table = model.read_data(source)
+    cells = table.shape[1] * (multiple or 1)
+    check_request(3 * 4 * k * min(len(table), EVAL_ROWS) * cells, f"--k {k}")  # a batch's draws
+    check_request(3 * 8 * len(table) * cells, f"--multiple {multiple}")  # the filled copies
+    filled = model.impute(table, k=k, multiple=multiple, seed=seed)
     if multiple is not None:
         import pandas as pd
 
@@ -296,14 +319,16 @@ def impute(model_dir, source, out, k, multiple, seed):
 @PROPOSAL_OPTION
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write the figures as JSON.")
 @click.option("--key", default=None, help="Array to use from a .npz file with several.")
-@click.option("--seed", type=int, default=0, show_default=True)
-def evaluate(model_dir, source, k, proposal, json_path, key, seed):
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def evaluate(model_dir, source, k, proposal, json_path, key, seed, quiet):
     """Held-out ELBO, its terms, and the K-sample log p(x) estimate, in nats and bits/dim
     (and the exact log p(x) of linear-Gaussian models).
 
     A .npy SOURCE is read memory-mapped, chunk by chunk, into running sums: any
     number of rows in bounded memory. Under torchrun the ranks share the chunks out;
     the figures are those of one process."""
+    _quiet(quiet)
     model = load(model_dir)
     figures = streaming.evaluate_rows(model, model.open_rows(source, key), source, k, seed, proposal, _group())
     if not distributed.current().is_main:
@@ -400,10 +425,28 @@ def quality(run_dir, real, synthetic, target, json_path, seed):
         click.echo(printable(line))
     if json_path is not None:
         _write_json(figures, json_path)
+def printable_lines(text: str) -> str:
+    """A table of ours, each line made :func:`printable` on its own: its line breaks stay."""
+    return "\n".join(printable(line) for line in text.split("\n"))
 
 
 def run(argv: list[str] | None = None) -> int:
     """The aevb command on ``argv``; its exit status. Errors print one line."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", AevbWarning)
+        warnings.showwarning = _show_warning
+        return _run(argv)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our warnings as one line on stderr; any other in Python's usual form."""
+    if issubclass(category, AevbWarning):
+        click.echo(printable(f"aevb: warning: {message}"), err=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         code = cli.main(args=argv, prog_name="aevb", standalone_mode=False)
         distributed.leave(together=True)
@@ -411,6 +454,9 @@ def run(argv: list[str] | None = None) -> int:
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("aevb: interrupted", err=True)
         return 130
+    except click.exceptions.NoArgsIsHelpError as error:
+        error.show()  # a bare ``aevb``: the usage text, as click shows it, with click's status
+        return error.exit_code
     except click.ClickException as error:
         click.echo(printable(f"aevb: error: {error.format_message()}"), err=True)
         return EXIT_USAGE

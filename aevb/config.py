@@ -18,6 +18,7 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, get_args, get_origin, get_type_hints
 
+from .core.noise import check_seed
 from .errors import AevbError
 
 Likelihood = Literal["auto", "gaussian", "bernoulli"]
@@ -165,6 +166,7 @@ class TrainingConfig(Options):
 
     def validate(self) -> None:
         self.check_options()
+        check_seed(self.seed)
 
 
 @dataclass

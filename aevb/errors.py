@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 
@@ -12,6 +13,11 @@ class AevbError(ValueError):
     can, what to do instead. The ``aevb`` command prints it and exits with
     status 2; from Python it is an ordinary ``ValueError``.
     """
+
+
+class AevbWarning(UserWarning):
+    """Data or a result that aevb can use but the user should know about; the ``aevb``
+    command prints it as one line, ``aevb: warning: ...``."""
 
 
 class TrainingStopped(AevbError):
@@ -42,6 +48,20 @@ def first_line(error: BaseException) -> str:
     error's message (an OSError's reason where it has one), or its type's name."""
     detail = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
     return (detail.strip().splitlines() or [type(error).__name__])[0]
+def check_regular_file(path: Path) -> None:
+    """Raise AevbError unless ``path`` is a regular file (after links): a FIFO or device would
+    block a reader forever, a folder or a dangling or looping link cannot be read."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        if path.is_symlink():
+            raise AevbError(f"{path} is a broken or looping link ({error.strerror or error})") from None
+        raise AevbError(f"no such file: {path}") from None
+    if stat.S_ISDIR(mode):
+        raise AevbError(f"{path} is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        raise AevbError(f"{path} is not a regular file (a pipe or device?); aevb reads only files")
 
 
 def unreadable(path: Path, what: str):

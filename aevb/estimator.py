@@ -9,6 +9,8 @@ the ELBO's terms, ``evaluate``).
 
 from __future__ import annotations
 
+import contextlib
+import math
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -16,20 +18,27 @@ import numpy as np
 import torch
 
 from .config import TrainingConfig
-from .core import evaluation
+from .core import evaluation, progress
 from .core.family import DataDescription, Family
-from .core.noise import DrawStreams, global_seed, kept_generators, seeded_draws
+from .core.noise import (
+    DrawStreams,
+    check_seed,
+    global_seed,
+    kept_generators,
+    seeded_draws,
+)
 from .data.dequantization import NOISE_VARIANCE
 from .data.loaders import Dataset, validated
 from .data.loaders import load as load_data
 from .data.preprocess import Preprocessor
 from .data.shards import is_lazy
-from .errors import AevbError, TrainingStopped
+from .errors import AevbError, TrainingDiverged, TrainingStopped
 from .scale import chunked, devices, distributed, streaming
 from .sklearn_api import SklearnEstimator, fitting
 from .store.persistence import save as save_model
 from .train.checkpoint import Checkpoints, fingerprint
 from .train.loop import TrainingResult, train, validation_bound
+from .vae.memory import check_request
 from .vae.statistics import LOG_DENSITIES, row_statistics
 
 # Floats held at once by the importance-sampling evaluation (rows x draws x width): ~32 MB.
@@ -122,13 +131,14 @@ class Estimator(SklearnEstimator):
     def _fitting(self, values: np.ndarray) -> torch.Tensor:
         """Finite rows (n, D) -> the model's tensor, once they are checked to fit the model."""
         self.preprocessor_.check(values)
-        return torch.as_tensor(values, dtype=self.dtype)
+        return torch.as_tensor(values, dtype=torch.promote_types(self.dtype, self.preprocessor_.row_dtype))
 
-    def checked_rows(self, values: np.ndarray, name: str) -> torch.Tensor:
+    def checked_rows(self, values: np.ndarray, name: str, first_row: int = 0) -> torch.Tensor:
         """Raw rows (n, D) of a chunk as the model's tensor, checked once: finite numbers
-        (an error names ``name``, e.g. the file and the rows) that fit the model."""
+        (an error names ``name``, e.g. the file and the rows, and a bad row by its index in
+        the file: the chunk starts at ``first_row``) that fit the model."""
         self._check_fitted()
-        return self._fitting(validated(Dataset(np.asarray(values)), name).values)
+        return self._fitting(validated(Dataset(np.asarray(values)), name, first_row=first_row).values)
 
     def open_rows(self, source: str, key: str | None = None):
         """The rows of ``source`` for chunk-by-chunk scoring (:mod:`aevb.scale.streaming`):
@@ -137,21 +147,27 @@ class Estimator(SklearnEstimator):
             return streaming.open_rows(Path(source))
         return self.read_data(source, key).values
 
-    def _per_row(self, X, seed: int, compute) -> np.ndarray:
+    def _per_row(self, X, seed: int, compute, desc: str | None = None) -> np.ndarray:
         """compute(y) on model-space batches of the rows of X; results (..., B) joined to (..., n)."""
-        return self._per_row_of(self._rows(X), seed, compute)
+        return self._per_row_of(self._rows(X), seed, compute, desc)
 
     @torch.no_grad()
-    def _per_row_of(self, x: torch.Tensor, seed: int, compute) -> np.ndarray:
+    def _per_row_of(self, x: torch.Tensor, seed: int, compute, desc: str | None = None) -> np.ndarray:
         """compute(y) on model-space batches of checked rows x (n, D), joined to (..., n).
 
         Dequantization noise and the family's draws come from ``seed`` (:func:`seeded_draws`),
-        so a call is repeatable.
+        so a call is repeatable. With ``desc``, a long pass shows a progress bar
+        (:func:`aevb.core.progress.rows`).
         """
+        seed = check_seed(seed)
         parts = []
-        with seeded_draws(seed) as generator:
+        bar = progress.rows(len(x), desc) if desc else contextlib.nullcontext()
+        with seeded_draws(seed) as generator, bar as rows_done:
             for start in range(0, len(x), EVAL_ROWS):
-                parts.append(compute(self.preprocessor_.to_model(x[start : start + EVAL_ROWS], generator)))
+                batch = self.preprocessor_.to_model(x[start : start + EVAL_ROWS], generator).to(self.dtype)
+                parts.append(compute(batch))
+                if rows_done is not None:
+                    rows_done.update(len(batch))
         return torch.cat(parts, dim=-1).double().numpy()
 
     # -- training ------------------------------------------------------------------
@@ -192,6 +208,7 @@ class Estimator(SklearnEstimator):
         if len(values) < 2:
             raise AevbError(f"need at least 2 rows to train (one for validation), got {len(values)}")
         config = self.config
+        self._check_fits(config, pre.n_features)  # before any allocation
         order = np.random.default_rng(config.seed).permutation(len(values))
         n_val = min(len(values) - 1, max(1, round(config.validation_fraction * len(values))))
         val_rows, train_rows = order[:n_val], order[n_val:]
@@ -208,7 +225,7 @@ class Estimator(SklearnEstimator):
             torch.manual_seed(global_seed(config.seed))  # train() seeds its own generator with config.seed
             self._build(values.shape[1], pre, image_shape)
             self.model_.to(device)
-            train_x, val_x = _training_rows(values, val_rows, train_rows, config)
+            train_x, val_x = _training_rows(values, val_rows, train_rows, config, pre.row_dtype)
             del order, val_rows, train_rows  # not held through training
             try:
                 result: TrainingResult = train(
@@ -229,7 +246,11 @@ class Estimator(SklearnEstimator):
                 raise
         self.model_.cpu()
         self._set_result(result)
+        _check_plausible(self.family, result, pre, config)
         return self
+
+    def _check_fits(self, config, n_features: int) -> None:
+        """Raise an AevbError naming the option when training would not fit in memory."""
 
     def _set_result(self, result: TrainingResult) -> None:
         self.history_ = result.history
@@ -248,6 +269,7 @@ class Estimator(SklearnEstimator):
         """n new rows (n, D) in the user's units, drawn from the model."""
         self._check_fitted()
         n = _check_positive_int(n, "the number of samples")
+        seed = None if seed is None else check_seed(seed)
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(seed)
@@ -298,6 +320,9 @@ class LatentModelEstimator(Estimator):
         """
         self._check_fitted()
         n = _check_positive_int(n, "the number of samples")
+        seed = None if seed is None else check_seed(seed)
+        # z, the decoder's mean and scale, the draw and its float64 copy
+        check_request(8 * n * (self.model_.latent_dim + 4 * self.n_features_in_), f"sampling {n} rows")
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(seed)
@@ -351,10 +376,10 @@ class LatentModelEstimator(Estimator):
             streams = DrawStreams()
             for start in range(0, len(x), EVAL_ROWS):
                 rows = x[start : start + EVAL_ROWS]
-                y = pre.to_model(rows, generator)
+                y = pre.to_model(rows, generator).to(self.dtype)
                 at = None
                 if codes:
-                    centre = pre.to_model(rows, center=True)
+                    centre = pre.to_model(rows, center=True).to(self.dtype)
                     at = y if torch.allclose(centre, y, rtol=0, atol=0, equal_nan=True) else centre
                 parts.append(row_statistics(
                     self.model_, y, k, encode_at=at, proposal=proposal, streams=streams, chunk_size=chunk
@@ -474,24 +499,58 @@ class LatentModelEstimator(Estimator):
         )
 
 
-def _gathered(values: np.ndarray, rows: np.ndarray) -> torch.Tensor:
-    """values[rows] as float32, gathered a chunk of rows at a time (no float64 copy of them all)."""
-    out = np.empty((len(rows), values.shape[1]), dtype=np.float32)
+def _gathered(values: np.ndarray, rows: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """values[rows] as ``dtype``, gathered a chunk of rows at a time (no float64 copy of them all
+    when float32 will do)."""
+    out = np.empty((len(rows), values.shape[1]), dtype=np.float64 if dtype == torch.float64 else np.float32)
     for start in range(0, len(rows), streaming.CHUNK_ROWS):
         out[start : start + streaming.CHUNK_ROWS] = values[rows[start : start + streaming.CHUNK_ROWS]]
     return torch.from_numpy(out)
 
 
-def _training_rows(values: np.ndarray, val_rows: np.ndarray, train_rows: np.ndarray, config: TrainingConfig):
-    """The training and validation rows for :func:`aevb.train.train`: float32 tensors, or,
-    for a memory map whose float32 training rows exceed ``config.in_memory_mib``,
-    :class:`aevb.chunked.ChunkedRows` read from it a chunk at a time."""
-    if not (is_lazy(values) and chunked.too_large(len(train_rows), values.shape[1], config.in_memory_mib)):
-        return _gathered(values, train_rows), _gathered(values, val_rows)
+def _training_rows(
+    values: np.ndarray, val_rows: np.ndarray, train_rows: np.ndarray, config: TrainingConfig, dtype: torch.dtype
+):
+    """The training and validation rows for :func:`aevb.train.train`: tensors of ``dtype`` (the
+    preprocessor's row_dtype), or, for a memory map whose training rows exceed
+    ``config.in_memory_mib``, :class:`aevb.chunked.ChunkedRows` read from it a chunk at a time."""
+    bytes_per_value = torch.finfo(dtype).bits // 8
+    if not (
+        is_lazy(values)
+        and chunked.too_large(len(train_rows), values.shape[1], config.in_memory_mib, bytes_per_value)
+    ):
+        return _gathered(values, train_rows, dtype), _gathered(values, val_rows, dtype)
     held_out = np.zeros(len(values), dtype=bool)
     held_out[val_rows] = True
     size = chunked.chunk_rows(values.shape[1], config.batch_size)
     return (
-        chunked.ChunkedRows(values, ~held_out, size, config.seed),
-        chunked.ChunkedRows(values, held_out, size, config.seed),
+        chunked.ChunkedRows(values, ~held_out, size, config.seed, dtype),
+        chunked.ChunkedRows(values, held_out, size, config.seed, dtype),
     )
+
+
+# A best bound this many nats per feature (plus ABSURD_NATS) below that of a standard normal
+# on the standardized data means training failed (a learning rate far too large), not a model.
+ABSURD_NATS_PER_FEATURE = 10.0
+ABSURD_NATS = 100.0
+
+
+def _check_plausible(family: Family, result: TrainingResult, pre: Preprocessor, config: TrainingConfig) -> None:
+    """Raise :class:`TrainingDiverged` (the model keeps its best weights) when the best
+    validation bound is absurd: far below the log-likelihood of the simplest model, independent
+    standard normals on the standardized rows (Bernoulli(1/2) for binary data)."""
+    if not result.history or not isinstance(pre, Preprocessor):
+        return  # a table's columns have their own likelihoods, not standardized normals
+    n_features = pre.n_features
+    if pre.kind == "binary":
+        baseline = -n_features * math.log(2.0)
+    else:
+        baseline = -0.5 * n_features * math.log(2 * math.pi * math.e) + pre.log_abs_det_jacobian()
+    name, bound = validation_bound(family, result.history[result.best_epoch - 1])
+    if bound < baseline - ABSURD_NATS_PER_FEATURE * n_features - ABSURD_NATS:
+        raise TrainingDiverged(
+            f"training failed: the best validation {name}, {bound:.4g} nats/row (epoch {result.best_epoch}), "
+            f"is far below the {baseline:.4g} of independent normals on the standardized data; "
+            f"try a smaller --learning-rate (now {config.learning_rate:g})",
+            result,
+        )

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
 import torch
 from torch.distributions import MultivariateNormal, Normal
+
+from ..errors import AevbError
 
 # (offset, rows, total) while a rank computes its block of a global batch, else None.
 _block: tuple[int, int, int] | None = None
@@ -49,13 +52,22 @@ def block_of_global_draws(offset: int, rows: int, total: int):
 # Part i of a pass seeded with s (a chunk of rows to score, a validation batch) draws from
 # s + i * SEED_STRIDE, whichever process computes it.
 SEED_STRIDE = 1_000_003
+# Seeds a user may give: numpy's and torch's generators take any of these.
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """``seed`` as an int, or AevbError unless it is a whole number in 0..2^63-1."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise AevbError(f"{name} must be a whole number from 0 to 2^63-1, got {seed!r}")
+    return int(seed)
 
 
 def global_seed(seed: int) -> int:
     """The seed of torch's global generator (weights at the start, z of q(z|x)) in work whose
     own generator (batch order, dequantization noise) is seeded with ``seed``: one seed for
     both would draw the same numbers twice, tying dequantization noise to the z of rows."""
-    return seed + 1
+    return (seed + 1) % 2**64  # torch takes seeds below 2^64
 
 
 def kept_generators(device: torch.device):
@@ -71,7 +83,7 @@ def seeded_draws(seed: int, device: torch.device = torch.device("cpu")):
     from torch's global generator, seeded with :func:`global_seed`."""
     with kept_generators(device):
         torch.manual_seed(global_seed(seed))
-        yield torch.Generator().manual_seed(seed)
+        yield torch.Generator().manual_seed(seed % 2**64)  # a chunk's seed + i * SEED_STRIDE may pass it
 
 
 class ReparameterizedNormal(Normal):

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AevbError, unreadable
+from ..errors import AevbError, check_regular_file, unreadable
 from .chunks import CHUNK_ROWS
 from .shards import Shards, is_lazy, shard_files
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+# Pillow's modes of one channel deeper than 8 bits (16-bit PNGs read as "I;16" or "I").
+DEEP_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0
 
@@ -59,6 +61,8 @@ def load(source: str | Path, key: str | None = None, memory_map: bool = False) -
     if name in BUILTIN:
         return validated(BUILTIN[name](), name)
     path = Path(source)
+    if path.is_symlink() and not path.exists():
+        check_regular_file(path)  # names the broken or looping link
     if not path.exists():
         builtins = ", ".join(BUILTIN)
         raise AevbError(f"no such file or folder: {name} (built-in datasets: {builtins})")
@@ -67,6 +71,7 @@ def load(source: str | Path, key: str | None = None, memory_map: bool = False) -
         if files is not None:
             return validated(_load_shards(files, memory_map), name)
         return validated(_load_image_folder(path), name)
+    check_regular_file(path)
     suffix = path.suffix.lower()
     readers = {".npy": lambda p: _load_npy(p, memory_map), ".npz": lambda p: _load_npz(p, key), ".csv": _load_csv}
     if suffix not in readers:
@@ -124,10 +129,31 @@ def _parse_float(cell: str) -> float | None:
         return None
 
 
-def _load_csv(path: Path) -> Dataset:
+# Candidate separators, in order of preference: a file of one column has none of them.
+DELIMITERS = (",", ";", "\t", "|")
+SNIFF_LINES = 50
+
+
+def sniff_delimiter(path: Path) -> str:
+    """The separator of the CSV file ``path``: the first of DELIMITERS that splits every one
+    of its first lines into the same number (> 1) of fields; "," when none does (one column)."""
     with unreadable(path, "a CSV table"):
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = [row for row in csv.reader(handle) if row]
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            lines = [line for _, line in zip(range(SNIFF_LINES), handle) if line.strip()]
+    for delimiter in DELIMITERS:
+        widths = {len(row) for row in csv.reader(lines, delimiter=delimiter)}
+        if len(widths) == 1 and widths.pop() > 1:
+            return delimiter
+    return ","
+
+
+def _load_csv(path: Path) -> Dataset:
+    delimiter = sniff_delimiter(path)
+    with unreadable(path, "a CSV table"):
+        # utf-8-sig: a byte-order mark would otherwise make the first number a word, and
+        # the first row of a headerless file a header.
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = [row for row in csv.reader(handle, delimiter=delimiter) if row]
     if not rows:
         raise AevbError(f"{path} is empty")
     header = None
@@ -143,7 +169,9 @@ def _load_csv(path: Path) -> Dataset:
             number = _parse_float(cell)
             if number is None:
                 column = repr(header[j]) if header else f"{j + 1}"
-                raise AevbError(f"{path} column {column} is not numeric (line {line}: {cell!r})")
+                other = next((d for d in DELIMITERS if d != delimiter and d in cell), None)
+                hint = f"; is the file separated by {other!r}? make every line have the same fields" if other else ""
+                raise AevbError(f"{path} column {column} is not numeric (line {line}: {cell!r}){hint}")
             values[i, j] = number
     return Dataset(values)
 
@@ -156,10 +184,21 @@ def _load_image_folder(folder: Path) -> Dataset:
         raise AevbError(f"{folder} holds no .png or .jpg images")
     images = []
     for path in files:
+        check_regular_file(path)
         with unreadable(path, "an image"):
             with Image.open(path) as image:
-                images.append(image.convert("L" if image.mode in ("1", "L", "I;16", "I", "F", "LA") else "RGB"))
-    if len({im.mode for im in images}) > 1:
+                if image.mode in DEEP_MODES:
+                    image.load()  # kept at its depth: an 8-bit conversion clips 16-bit pixels to 255
+                    images.append(image.copy())
+                else:
+                    images.append(image.convert("L" if image.mode in ("1", "L", "LA") else "RGB"))
+    deep = [im.mode in DEEP_MODES for im in images]
+    if any(deep) and not all(deep):
+        raise AevbError(
+            f"{folder} mixes images deeper than 8 bits ({files[deep.index(True)].name}) with 8-bit ones "
+            f"({files[deep.index(False)].name}); convert them to one depth"
+        )
+    if len({im.mode for im in images}) > 1 and not all(deep):
         images = [im.convert("RGB") for im in images]
     sizes = [im.size for im in images]
     odd = next((i for i, size in enumerate(sizes) if size != sizes[0]), None)
@@ -172,9 +211,10 @@ def _load_image_folder(folder: Path) -> Dataset:
     return Dataset(array.reshape(len(array), -1), tuple(array.shape[1:]))
 
 
-def validated(data: Dataset, name: str) -> Dataset:
+def validated(data: Dataset, name: str, first_row: int = 0) -> Dataset:
     """Check that the rows are non-empty and finite; return them as float64 (a float32
-    memory map is returned as it is)."""
+    memory map is returned as it is). Rows are named counting from ``first_row`` (the
+    index in its file of a chunk's first row)."""
     values = data.values
     if values.size == 0:
         raise AevbError(f"{name} holds no data (shape {values.shape})")
@@ -198,7 +238,7 @@ def validated(data: Dataset, name: str) -> Dataset:
         row, column = first
         raise AevbError(
             f"{name} has {bad_count} NaN or infinite value(s), "
-            f"the first at row {row}, column {column} (counting from 0)"
+            f"the first at row {first_row + row}, column {column} (counting from 0)"
             + (
                 "; for data with holes use a table (aevb.TabularVAE, or a .csv with empty cells)"
                 if np.isnan(values[row, column]) else ""

@@ -24,6 +24,7 @@ import torch
 from ..errors import AevbError
 from .chunks import CHUNK_ROWS
 from .column_statistics import column_statistics, is_binary
+from .degenerate import warn_if_degenerate
 from .dequantization import dequantization_moments, noise, quantized
 
 Kind = Literal["binary", "levels", "continuous"]
@@ -31,6 +32,10 @@ Kind = Literal["binary", "levels", "continuous"]
 LARGEST_VALUE = 1e30
 # Below this a column's spread would vanish in float32; such a column counts as constant.
 SMALLEST_SCALE = 1e-30
+# float32 keeps 24 bits: a value |x| is rounded by up to |x| * 2^-24. Past this ratio of
+# |shift| to scale that rounding would blur a column by more than ~1e-5 of its spread
+# (a 1e12 offset in float32 has a spacing of 65,536), so its raw rows stay in float64.
+FLOAT32_OFFSET_RATIO = 100.0
 
 
 def check_range(x: np.ndarray, first_row: int = 0) -> None:
@@ -77,12 +82,22 @@ class Preprocessor:
             return cls("binary", None, [0.0] * n_features, [1.0] * n_features)
         levels = stats.levels
         kind, n_levels = ("levels", int(stats.maximum) + 1) if levels else ("continuous", None)
+        if kind == "continuous":
+            warn_if_degenerate(x, stats.mean, stats.variance)
         if not standardize:
             return cls(kind, n_levels, [0.0] * n_features, [1.0] * n_features)
         mean, variance = dequantization_moments(stats.mean, stats.variance) if levels else (stats.mean, stats.variance)
         std = np.sqrt(variance)
         std = np.where(std > SMALLEST_SCALE, std, 1.0)
         return cls(kind, n_levels, mean.tolist(), std.tolist())
+
+    @property
+    def row_dtype(self) -> torch.dtype:
+        """The dtype raw rows must be held in until :meth:`to_model` has standardized them:
+        float32 unless a column's offset dwarfs its spread (1e12 + N(0, 1), timestamps,
+        1e-12 +- 1e-20), where float32 would round its values together."""
+        ratio = np.abs(np.asarray(self.shift)) / np.asarray(self.scale)
+        return torch.float64 if (ratio > FLOAT32_OFFSET_RATIO).any() else torch.float32
 
     @property
     def likelihood(self) -> str:
@@ -114,7 +129,8 @@ class Preprocessor:
     def to_model(
         self, x: torch.Tensor, generator: torch.Generator | None = None, center: bool = False
     ) -> torch.Tensor:
-        """Raw rows (n, D) -> model inputs y (n, D).
+        """Raw rows (n, D) -> model inputs y (n, D), computed in x's dtype (give float64 rows
+        of :attr:`row_dtype` float64, and cast the result to the model's dtype afterwards).
 
         Level data gets fresh uniform noise u from ``generator``, or u = 1/2
         (the centre of each cell) with ``center=True``.
@@ -126,11 +142,13 @@ class Preprocessor:
         return (x - shift) / scale
 
     def from_model(self, y: torch.Tensor, mean: bool = False) -> torch.Tensor:
-        """Model-space rows y (n, D) -> the user's units.
+        """Model-space rows y (n, D) -> the user's units, in float64 (a float32 y * scale + shift
+        would round a column of 1e12 + N(0, 1) to multiples of 65,536).
 
         A draw of level data is floored onto its grid of levels; a mean
         (``mean=True``) has the dequantization offset of 1/2 taken off instead.
         """
+        y = y.double()
         shift = torch.as_tensor(self.shift, dtype=y.dtype, device=y.device)
         scale = torch.as_tensor(self.scale, dtype=y.dtype, device=y.device)
         x = y * scale + shift

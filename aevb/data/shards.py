@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AevbError, unreadable
+from ..errors import AevbError, check_regular_file, unreadable
 
 
 def is_lazy(values) -> bool:
@@ -32,6 +32,8 @@ def shard_files(folder: Path) -> list[Path] | None:
     arrays = [p for p in files if p.suffix.lower() == ".npy"]
     if not arrays:
         return None
+    for path in arrays:
+        check_regular_file(path)  # a FIFO named x.npy would block the reader forever
     other = next((p for p in files if p.suffix.lower() != ".npy"), None)
     if other is not None:
         raise AevbError(f"{folder} mixes .npy shards with other files ({other.name}); keep only the .npy shards there")

@@ -31,16 +31,19 @@ def chunk_rows(n_features: int, batch_size: int) -> int:
     return max(batch_size, min(MAX_CHUNK_ROWS, CHUNK_MIB * 2**20 // (4 * n_features)))
 
 
-def too_large(n_rows: int, n_features: int, in_memory_mib: float) -> bool:
-    """Would a float32 copy of these rows exceed ``in_memory_mib``?"""
-    return n_rows * n_features * 4 > in_memory_mib * 2**20
+def too_large(n_rows: int, n_features: int, in_memory_mib: float, bytes_per_value: int = 4) -> bool:
+    """Would a copy of these rows (float32 unless told) exceed ``in_memory_mib``?"""
+    return n_rows * n_features * bytes_per_value > in_memory_mib * 2**20
 
 
 class ChunkedRows:
     """The rows of ``values`` (n, D) where ``selected`` (n,) is True, read ``size`` file rows at a time."""
 
-    def __init__(self, values: np.ndarray, selected: np.ndarray, size: int, seed: int):
+    def __init__(
+        self, values: np.ndarray, selected: np.ndarray, size: int, seed: int, dtype: torch.dtype = torch.float32
+    ):
         self.values, self.selected, self.size, self.seed = values, selected, size, seed
+        self.dtype = np.float64 if dtype == torch.float64 else np.float32
         self.n_chunks = -(-len(values) // size)
         self.counts = np.add.reduceat(selected, np.arange(0, len(values), size), dtype=np.int64)
         self._cached: tuple | None = None
@@ -49,10 +52,10 @@ class ChunkedRows:
         return int(self.counts.sum())
 
     def chunk(self, index: int) -> torch.Tensor:
-        """The selected rows of chunk ``index``, in file order, as float32."""
+        """The selected rows of chunk ``index``, in file order, as float32 (float64 if told)."""
         start = index * self.size
         part = np.asarray(self.values[start : start + self.size])[self.selected[start : start + self.size]]
-        return torch.from_numpy(part.astype(np.float32))
+        return torch.from_numpy(part.astype(self.dtype))
 
     def chunks(self):
         """The selected rows of every chunk, in file order."""

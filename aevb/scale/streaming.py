@@ -27,11 +27,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..core import progress
 from ..core.evaluation import width
 from ..core.noise import SEED_STRIDE
 from ..data.chunks import CHUNK_ROWS
 from ..data.shards import Shards, shard_files
 from ..errors import AevbError, unreadable
+from ..store.atomic import write_output
 from .distributed import SINGLE, Group
 
 
@@ -79,7 +81,7 @@ def chunks(model, rows: np.ndarray, name: str, indices: range | None = None) -> 
     for index in range(n_chunks(len(rows))) if indices is None else indices:
         start = index * CHUNK_ROWS
         part = rows[start : start + CHUNK_ROWS]
-        yield index, model.checked_rows(part, f"{name} (rows {start} to {start + len(part) - 1})")
+        yield index, model.checked_rows(part, f"{name} (rows {start} to {start + len(part) - 1})", first_row=start)
 
 
 def scored_chunks(model, rows: np.ndarray, name: str, k: int, seed: int, proposal: str,
@@ -93,8 +95,9 @@ def evaluate_rows(model, rows: np.ndarray, name: str, k: int, seed: int, proposa
                   group: Group = SINGLE) -> dict:
     """``model.evaluate`` of ``rows``, chunk by chunk, the chunks shared out among the ranks."""
     table = torch.zeros(n_chunks(len(rows)), width(model.model_.latent_dim), dtype=torch.float64)
-    for index, part in chunks(model, rows, name, my_chunks(len(rows), group)):
-        table[index] = torch.from_numpy(model.chunk_statistics(part, k, chunk_seed(seed, index), proposal))
+    with _bar(rows, group, "evaluating"):
+        for index, part in chunks(model, rows, name, my_chunks(len(rows), group)):
+            table[index] = torch.from_numpy(model.chunk_statistics(part, k, chunk_seed(seed, index), proposal))
     group.all_reduce(table)  # each row is non-zero on one rank only: the sum is exact
     return model.evaluation_figures(table.numpy(), k, proposal)
 
@@ -103,10 +106,18 @@ def score_file(model, rows: np.ndarray, name: str, out: Path, k: int, seed: int,
                group: Group = SINGLE) -> None:
     """Score ``rows`` and write the per-row columns to ``out`` (rank 0 writes all of them)."""
     parts = scored_chunks(model, rows, name, k, seed, proposal, group)
-    if group.is_main:
-        write_scores(_with_the_other_ranks(parts, len(rows), group), out, len(rows))
-    else:
-        _send_to_main(parts)
+    with _bar(rows, group, "scoring"):
+        if group.is_main:
+            write_scores(_with_the_other_ranks(parts, len(rows), group), out, len(rows))
+        else:
+            _send_to_main(parts)
+
+
+def _bar(rows: np.ndarray, group: Group, desc: str):
+    """One progress bar over this rank's rows (shown on rank 0 only), which each chunk's
+    importance sampling advances."""
+    mine = sum(chunk_rows(len(rows), index) for index in my_chunks(len(rows), group))
+    return progress.rows(mine, desc, show=None if group.is_main else False)
 
 
 def _send_to_main(parts: Iterator[dict]) -> None:
@@ -137,26 +148,33 @@ def _with_the_other_ranks(parts: Iterator[dict], n_rows: int, group: Group) -> I
 
 
 def write_scores(parts: Iterator[dict], path: Path, n_rows: int) -> None:
-    """Write the per-row score columns of each chunk as it comes, to .csv or .npy."""
+    """Write the per-row score columns of each chunk as it comes, to .csv or .npy, through a
+    temporary file renamed over ``path`` when all ``n_rows`` rows are in (:func:`write_output`).
+
+    The .npy is written sequentially, never through a memory map of a pre-sized file: a
+    full disk is then an error on write(), not a SIGBUS, and no unwritten row reads 0."""
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".npy"):
         raise AevbError(f"cannot write {path}: use a .npy or .csv file name")
-    try:
-        if suffix == ".csv":
-            with open(path, "w", newline="") as handle:
-                writer = csv.writer(handle)
-                for index, columns in enumerate(parts):
-                    if index == 0:
-                        writer.writerow(list(columns))
-                    writer.writerows(np.column_stack(list(columns.values())).tolist())
-            return
-        out, start = None, 0
+    write_output(path, lambda temp: _write_blocks(parts, Path(temp), n_rows, suffix))
+
+
+def _write_blocks(parts: Iterator[dict], path: Path, n_rows: int, suffix: str) -> None:
+    written = 0
+    with open(path, "w" if suffix == ".csv" else "wb", **({"newline": ""} if suffix == ".csv" else {})) as handle:
+        writer = csv.writer(handle) if suffix == ".csv" else None
         for columns in parts:
             block = np.column_stack(list(columns.values()))
-            if out is None:
-                out = np.lib.format.open_memmap(path, mode="w+", dtype=block.dtype, shape=(n_rows, block.shape[1]))
-            out[start : start + len(block)] = block
-            start += len(block)
-        out.flush()
-    except OSError as error:
-        raise AevbError(f"cannot write {path}: {error.strerror or error}") from None
+            if writer is not None:
+                if written == 0:
+                    writer.writerow(list(columns))
+                writer.writerows(block.tolist())
+            else:
+                if written == 0:
+                    header = {"descr": np.lib.format.dtype_to_descr(block.dtype), "fortran_order": False,
+                              "shape": (n_rows, block.shape[1])}
+                    np.lib.format.write_array_header_1_0(handle, header)
+                handle.write(np.ascontiguousarray(block).tobytes())
+            written += len(block)
+    if written != n_rows:
+        raise AevbError(f"cannot write {path}: got {written} scored rows of {n_rows}")

@@ -3,6 +3,9 @@
 The new contents go to a temporary file in the same folder (so the rename
 cannot cross file systems), are flushed and fsynced, then renamed over the
 target; the folder itself is fsynced so the rename survives a power cut.
+The commands' outputs (scores, codes, samples, filled tables) are written the
+same way (:func:`write_output`): a killed or failed command leaves the earlier
+file, never a whole-looking one with rows missing or zero.
 """
 
 from __future__ import annotations
@@ -12,13 +15,18 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from ..errors import AevbError
+
 TEMP_SUFFIX = ".tmp"
+# An output's temporary file keeps the output's suffix, which chooses its format.
+PARTIAL = ".partial"
 
 
-def replace_atomically(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(temp_path)`` on a file beside ``path``, then rename it over ``path``."""
+def replace_atomically(path: Path, write: Callable[[str], None], suffix: str = TEMP_SUFFIX) -> None:
+    """Call ``write(temp_path)`` on a file beside ``path`` (its name ending in ``suffix``),
+    then rename it over ``path``."""
     path = Path(path)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     try:
         write(temp)
@@ -30,6 +38,18 @@ def replace_atomically(path: Path, write: Callable[[str], None]) -> None:
         Path(temp).unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
+
+
+def write_output(path: Path, write: Callable[[str], None]) -> None:
+    """Write a command's output ``path`` whole or not at all: ``write(temp_path)`` fills a
+    file beside it with the same suffix, which replaces ``path`` only once complete. A
+    failure (a full disk, bad rows, a kill) leaves an earlier ``path`` as it was, and an
+    OSError becomes one line naming ``path``."""
+    path = Path(path)
+    try:
+        replace_atomically(path, write, suffix=PARTIAL + path.suffix)
+    except OSError as error:
+        raise AevbError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def remove_stale_temporaries(path: Path) -> None:

@@ -28,9 +28,10 @@ def load(folder: str | Path):
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise AevbError(f"{config_path} is not valid JSON ({error})") from None
     check_format(config, FORMAT, FORMAT_VERSION, config_path)
-    estimator_class = BY_CLASS_NAME.get(config.get("model_type"))
+    model_type = config.get("model_type")
+    estimator_class = BY_CLASS_NAME.get(model_type) if isinstance(model_type, str) else None
     if estimator_class is None:
-        raise AevbError(f"{config_path} names an unknown model type {config.get('model_type')!r}")
+        raise AevbError(f"{config_path}: its field 'model_type' names an unknown model type {model_type!r}")
     try:
         state = load_tensors(weights_path.read_bytes())  # bytes: safetensors rejects non-UTF-8 paths
     except (SafetensorError, OSError, ValueError) as error:
@@ -53,6 +54,9 @@ def load(folder: str | Path):
     if found != wanted:
         odd = sorted(set(found) ^ set(wanted)) or [n for n in wanted if found[n] != wanted[n]]
         raise AevbError(f"{weights_path} does not match {config_path}: the weights differ at {odd[0]}")
+    bad = next((name for name, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()), None)
+    if bad is not None:
+        raise AevbError(f"{weights_path} is damaged: the weights {bad} hold NaN or infinite values")
     estimator._build(n_features, pre, image_shape)
     try:
         estimator.model_.load_state_dict(state, strict=True)
@@ -60,6 +64,10 @@ def load(folder: str | Path):
         raise AevbError(f"{weights_path} does not match {config_path}: {first_line(error)}") from None
     estimator.model_.eval()
     training = config.get("training") or {}
+    if not isinstance(training, dict) or not (
+        training.get("best_epoch") is None or type(training.get("best_epoch")) is int
+    ) or not isinstance(training.get("stopped_because"), (str, type(None))):
+        raise AevbError(f"{config_path} is damaged: its field 'training' is not what save() writes")
     estimator.best_epoch_ = training.get("best_epoch")
     estimator.stopped_because_ = training.get("stopped_because")
     estimator.history_ = []

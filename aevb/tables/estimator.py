@@ -83,7 +83,7 @@ class TabularVAE(VAE):
         self._check_fitted()
         return torch.as_tensor(self.schema_.encode(self._table(X, reset=False)), dtype=self.dtype)
 
-    def checked_rows(self, values: np.ndarray, name: str) -> torch.Tensor:
+    def checked_rows(self, values: np.ndarray, name: str, first_row: int = 0) -> torch.Tensor:
         """Rows of :meth:`open_rows` (the schema checked them as it encoded them) as the model's tensor."""
         self._check_fitted()
         return torch.as_tensor(values, dtype=self.dtype)
@@ -157,7 +157,7 @@ class TabularVAE(VAE):
             filled = impute(self.model_, y, k, multiple)  # (B, C) or (M, B, C)
             return self.preprocessor_.from_model(filled, mean=multiple is None).movedim(-2, -1)
 
-        filled = self._per_row(frame, seed, compute)  # (C, n) or (M, C, n)
+        filled = self._per_row(frame, seed, compute, desc="imputing")  # (C, n) or (M, C, n)
         tables = [self._fill(frame, rows.T) for rows in (filled[None] if multiple is None else filled)]
         return tables[0] if multiple is None else tables
 
@@ -186,7 +186,9 @@ class TabularVAE(VAE):
         scores = super().scores(x, k, seed, proposal)
         holes = torch.isnan(x)
         scores["n_observed"] = (~holes).sum(-1).double().numpy()
-        per_column = self._per_row_of(x, seed, lambda y: conditional_column_scores(self.model_, y, k).T)  # (C, n)
+        per_column = self._per_row_of(  # (C, n)
+            x, seed, lambda y: conditional_column_scores(self.model_, y, k).T, desc="scoring each column"
+        )
         holes = holes.T.numpy()  # (C, n)
         for column, values, missing in zip(self.schema_.columns, per_column, holes):
             scores[f"{column.name}_log_likelihood"] = np.where(missing, np.nan, values)

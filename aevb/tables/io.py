@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import AevbError, first_line
+from ..data.loaders import sniff_delimiter
+from ..errors import AevbError, check_regular_file, first_line
+from ..store.atomic import write_output
 
 TABLE_SUFFIXES = (".csv", ".parquet")
 
@@ -35,13 +37,15 @@ def read_table(source):
             raise AevbError(f"a table must be a DataFrame, a .csv/.parquet file or a 2-D array, got {type(source).__name__} of shape {array.shape}")
         return pd.DataFrame(array, columns=[str(j) for j in range(array.shape[1])])
     path = Path(source)
-    if not path.is_file():
-        raise AevbError(f"no such file: {path}")
+    check_regular_file(path)
     suffix = path.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         raise AevbError(f"unsupported table file {path}: use .csv or .parquet")
     try:
-        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+        if suffix == ".csv":
+            frame = pd.read_csv(path, sep=sniff_delimiter(path), encoding="utf-8-sig")
+        else:
+            frame = pd.read_parquet(path)
     except Exception as error:  # pandas and pyarrow raise many types for a bad file
         raise AevbError(f"cannot read {path} as a table ({first_line(error)})") from None
     if frame.empty:
@@ -85,9 +89,10 @@ def is_table_file(source) -> bool:
     import pandas as pd
 
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            widths = {len(row) for row in csv.reader(handle) if row}
-        frame = pd.read_csv(path)
+        delimiter = sniff_delimiter(path)
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            widths = {len(row) for row in csv.reader(handle, delimiter=delimiter) if row}
+        frame = pd.read_csv(path, sep=delimiter, encoding="utf-8-sig")
     except Exception:
         return False  # the numeric reader reports what is wrong
     if len(widths) != 1:
@@ -104,14 +109,12 @@ def is_table_file(source) -> bool:
 
 
 def write_table(frame, path: Path) -> None:
-    """Write a DataFrame as .csv or .parquet, chosen by the file name."""
+    """Write a DataFrame as .csv or .parquet, chosen by the file name, whole or not at all
+    (:func:`aevb.store.atomic.write_output`)."""
     suffix = Path(path).suffix.lower()
-    try:
-        if suffix == ".csv":
-            frame.to_csv(path, index=False)
-        elif suffix == ".parquet":
-            frame.to_parquet(path, index=False)
-        else:
-            raise AevbError(f"cannot write {path}: use a .csv or .parquet file name")
-    except OSError as error:
-        raise AevbError(f"cannot write {path}: {error.strerror or error}") from None
+    if suffix not in (".csv", ".parquet"):
+        raise AevbError(f"cannot write {path}: use a .csv or .parquet file name")
+    if suffix == ".csv":
+        write_output(path, lambda temp: frame.to_csv(temp, index=False))
+    else:
+        write_output(path, lambda temp: frame.to_parquet(temp, index=False))

@@ -30,6 +30,7 @@ class TablePreprocessor:
     latent: dict | None = None
     kind = "table"
     likelihood = "table"
+    row_dtype = torch.float32  # encoded cells; continuous columns are standardized inside the model
 
     def __post_init__(self):
         # Built once: to_model runs on every training batch.

@@ -10,7 +10,6 @@ weights, bit for bit.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import time
@@ -28,6 +27,7 @@ from ..data.chunks import CHUNK_ROWS
 from ..errors import AevbError, first_line
 from ..store.atomic import remove_stale_temporaries, replace_atomically
 from ..store.persistence import CONFIG_FILE, WEIGHTS_FILE, check_format
+from ..store.run_folder import check_regular_files
 from ..version import __version__
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -55,11 +55,17 @@ class TrainingState:
     history: list[dict] = field(default_factory=list)
 
 
+# What aevb writes into a run folder: each must be absent or a regular file, never a link.
+RUN_FILES = (CONFIG_FILE, WEIGHTS_FILE, CHECKPOINT_FILE, "metrics.csv", ".aevb-write-check")
+
+
 def prepare_folder(folder: Path) -> None:
     """Create the run folder and prove it takes a file, so that a folder that cannot
-    be written fails now rather than after training."""
+    be written fails now rather than after training; refuse one where a file aevb
+    writes is a link or not a file."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        check_regular_files(folder, RUN_FILES)
         probe = folder / ".aevb-write-check"
         probe.write_bytes(b"\0" * 4096)
         probe.unlink()

@@ -12,7 +12,6 @@ import contextlib
 import copy
 import csv
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +22,13 @@ from tqdm.auto import tqdm
 from ..config import TrainingConfig
 from ..core.family import Family, Progress
 from ..core.noise import SEED_STRIDE, block_of_global_draws, seeded_draws
+from ..core.progress import enabled as bars_enabled
 from ..data.preprocess import Preprocessor
 from ..errors import TrainingDiverged, TrainingInterrupted
 from ..scale.chunked import ChunkedRows
 from ..scale.devices import autocast
 from ..scale.distributed import SINGLE, Group
+from ..store.run_folder import no_follow
 from .checkpoint import Checkpoints, TrainingState
 from .signals import Caught, deferred_signals
 
@@ -98,7 +99,7 @@ def mean_metrics(
     give NaN figures (every rank still joins the all-reduce).
     """
     names = family.validation_names
-    device = next(model.parameters()).device
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     sums = torch.zeros(len(names), dtype=torch.float64, device=device)
     log_det = pre.log_abs_det_jacobian()
     parts = x.chunks() if isinstance(x, ChunkedRows) else [x]
@@ -107,7 +108,7 @@ def mean_metrics(
         if index % group.world_size != group.rank:
             continue
         with seeded_draws(seed + index * SEED_STRIDE, device) as generator:
-            y = pre.to_model(rows, generator).to(device)
+            y = pre.to_model(rows, generator).to(device, dtype)
             try:
                 values = family.validate(model, y)
             except ValueError:  # torch.distributions rejects NaN parameters
@@ -230,7 +231,7 @@ def _open_metrics(path: Path | None, history: list[dict], fields: list[str]):
     """metrics.csv rewritten from ``history`` (so a resumed run repeats no row); None without a path."""
     if path is None:
         return None, None
-    handle = open(path, "w", newline="")
+    handle = open(path, "w", newline="", opener=no_follow)  # never through a planted link
     writer = csv.DictWriter(handle, fieldnames=fields)
     writer.writeheader()
     writer.writerows(history)
@@ -256,7 +257,7 @@ def train(
 
     Randomness comes from torch's global generator (the family's draws) and a generator
     seeded from ``config.seed`` (batch order, dequantization); callers seed the
-    former, with :func:`aevb.noise.global_seed` of ``config.seed``. ``progress=None`` shows a bar only when stderr is a terminal.
+    former, with :func:`aevb.noise.global_seed` of ``config.seed``. ``progress=None`` shows a bar where someone can see it (:mod:`aevb.core.progress`).
 
     With ``checkpoints``, a checkpoint is written before the first step, after
     every epoch, every ``checkpoint_every`` seconds and on SIGINT/SIGTERM (then
@@ -282,8 +283,8 @@ def train(
         state = checkpoints.restore(model, optimizer, generator)
     step = group.data_parallel(TrainingLoss(family, model, config))
     log_det = pre.log_abs_det_jacobian()
-    device = next(model.parameters()).device
-    show = group.is_main and (sys.stderr.isatty() if progress is None else progress)
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
+    show = group.is_main and (bars_enabled() if progress is None else progress)
     started = time.perf_counter() - state.seconds
 
     def finish(stopped_because: str) -> TrainingResult:
@@ -317,7 +318,7 @@ def train(
     metrics_file, writer = _open_metrics(metrics_path, state.history, metric_fields(family))
     threads = torch.get_num_threads()
     torch.set_num_threads(loop_threads(model, config.batch_size, threads))
-    bar = tqdm(total=config.epochs, initial=state.epoch, desc="training", unit="epoch", disable=not show, leave=False)
+    bar = tqdm(total=config.epochs, initial=state.epoch, desc="training", unit="epoch", disable=not show)
     signals = deferred_signals() if checkpoints is not None else contextlib.nullcontext(Caught())
     try:
         with signals as caught:
@@ -331,7 +332,7 @@ def train(
                 model.train()
                 while state.position < len(train_x):
                     rows = _next_rows(train_x, state, config.batch_size)
-                    batch = pre.to_model(rows, generator).to(device, non_blocking=True)
+                    batch = pre.to_model(rows, generator).to(device, dtype, non_blocking=True)
                     now = Progress(epoch=state.epoch + 1, step=state.step)
                     sums = _gradient_step(step, model, optimizer, batch, config, now, group)
                     if isinstance(sums, str):

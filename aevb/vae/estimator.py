@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..config import VAEConfig
 from ..estimator import LatentModelEstimator
 from .family import VAEFamily
+from .memory import check_fits
 
 
 class VAE(LatentModelEstimator):
@@ -26,3 +27,6 @@ class VAE(LatentModelEstimator):
 
     config_class = VAEConfig
     family_class = VAEFamily
+
+    def _check_fits(self, config: VAEConfig, n_features: int) -> None:
+        check_fits(config, n_features)
