@@ -14,9 +14,11 @@ from typing import Literal, get_args
 
 from .errors import AevbError
 
-Likelihood = Literal["auto", "gaussian", "bernoulli"]
+Likelihood = Literal["auto", "gaussian", "bernoulli", "categorical", "logistic-mixture"]
 DecoderScale = Literal["feature", "output"]
 Decoder = Literal["mlp", "linear"]
+# Encoder and decoder networks: residual convolutions for images and MLPs otherwise (auto), or either.
+Net = Literal["auto", "mlp", "conv"]
 
 
 def _require_positive_ints(config, names: list[str]) -> None:
@@ -61,7 +63,24 @@ class VAEConfig(Options):
     )
     likelihood: Likelihood = field(
         default="auto",
-        metadata={"help": "p(x|z): bernoulli for {0,1} data, gaussian otherwise (auto picks)."},
+        metadata={"help": "p(x|z): bernoulli for {0,1} data, gaussian otherwise (auto picks); for "
+                  "integer levels 0..L-1 (pixels, L <= 256) also categorical (a softmax over the levels of "
+                  "each value) or logistic-mixture (a discretized mixture of logistics), which score "
+                  "log P(x) of the discrete values themselves."},
+    )
+    net: Net = field(
+        default="auto",
+        metadata={"help": "Encoder/decoder networks: conv (residual convolutions; images only), mlp, or "
+                  "auto (conv for images, mlp otherwise)."},
+    )
+    conv_width: int = field(default=32, metadata={"help": "Channels of the conv networks' layers."})
+    mixture_components: int = field(
+        default=5, metadata={"help": "Logistics per pixel of the logistic-mixture likelihood."}
+    )
+    latent_layers: int = field(
+        default=1,
+        metadata={"help": "Stochastic layers of latent_dim each, in a top-down hierarchy (ladder VAE); "
+                  "1 is the plain VAE. Training has a KL per layer (free bits per layer)."},
     )
     decoder: Decoder = field(
         default="mlp",
@@ -164,7 +183,8 @@ class VAEConfig(Options):
     def validate(self) -> None:
         _require_positive_ints(
             self,
-            ["latent_dim", "epochs", "batch_size", "mc_samples", "patience", "flow_layers", "prior_components", "k"],
+            ["latent_dim", "epochs", "batch_size", "mc_samples", "patience", "flow_layers", "prior_components", "k",
+             "conv_width", "mixture_components", "latent_layers"],
         )
         if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in self.hidden):
             raise AevbError(f"hidden must be one or more positive integers, got {self.hidden!r}")
@@ -192,7 +212,7 @@ class VAEConfig(Options):
         choices = [
             ("likelihood", Likelihood), ("decoder_scale", DecoderScale), ("decoder", Decoder),
             ("posterior", Posterior), ("prior", Prior), ("objective", Objective),
-            ("device", Device), ("precision", Precision),
+            ("device", Device), ("precision", Precision), ("net", Net),
         ]
         for name, kind in choices:
             if getattr(self, name) not in get_args(kind):
@@ -201,6 +221,10 @@ class VAEConfig(Options):
                 )
         if self.free_bits > 0 and self.objective != "elbo":
             raise AevbError("free_bits works with objective elbo only; use kl_warmup or beta with iwae")
+        if self.latent_layers > 1 and (self.posterior != "diagonal" or self.prior != "standard" or self.decoder != "mlp"):
+            raise AevbError("latent_layers > 1 takes the diagonal posterior, the standard prior and the mlp decoder")
+        if self.decoder == "linear" and (self.net == "conv" or self.likelihood in ("categorical", "logistic-mixture")):
+            raise AevbError("--decoder linear is a linear-Gaussian model; it takes neither --net conv nor a discrete likelihood")
 
 
 
@@ -252,3 +276,5 @@ class TableConfig(VAEConfig):
             raise AevbError("the vamp prior is not available for tables; use --prior standard or mog")
         if self.decoder == "linear":
             raise AevbError("--decoder linear is not available for tables; use the mlp decoder")
+        if self.net == "conv" or self.latent_layers > 1 or self.likelihood in ("categorical", "logistic-mixture"):
+            raise AevbError("tables take the mlp net, one latent layer and their own column likelihoods")

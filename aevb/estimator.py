@@ -21,7 +21,9 @@ from .scale import chunked, devices, distributed, streaming
 from .store.persistence import save as save_model
 from .train.checkpoint import Checkpoints, fingerprint
 from .train.loop import TrainingResult, train
-from .vae.model import LatentVariableModel, build_vae
+from .images.decoders import outputs_per_pixel
+from .images.hierarchy import layer_figures
+from .vae.model import LatentVariableModel, build_vae, resolved_net
 
 # Floats held at once by the importance-sampling evaluation (rows x draws x width): ~32 MB.
 EVAL_BUDGET = 2**23
@@ -332,7 +334,23 @@ class VAE(LatentModelEstimator):
     config_class = VAEConfig
 
     def _make_model(self, n_features: int, pre: Preprocessor) -> LatentVariableModel:
-        return build_vae(self.config, n_features, pre.likelihood)
+        image_shape = getattr(self, "image_shape_", None)
+        return build_vae(self.config, n_features, pre.likelihood, pre.n_levels, image_shape)
+
+    def _chunk_size(self) -> int:
+        # Conv activations and per-level outputs take more memory per draw than an MLP's widths.
+        net = resolved_net(self.config, self.image_shape_)
+        per_draw = outputs_per_pixel(self.preprocessor_.likelihood, self.preprocessor_.n_levels, self.config.mixture_components)
+        width = self.n_features_in_ * max(per_draw, self.config.conv_width if net == "conv" else 1)
+        return max(1, EVAL_BUDGET // (EVAL_ROWS * max(width, *self.config.hidden)))
+
+    def evaluation_figures(self, statistics: np.ndarray, k: int, proposal: Proposal) -> dict:
+        """:meth:`LatentModelEstimator.evaluation_figures`, and for a hierarchy ``layers``: the KL
+        and active units of each stochastic layer, bottom (nearest x) first."""
+        figures = super().evaluation_figures(statistics, k, proposal)
+        if getattr(self.model_, "layer_sizes", None):
+            figures["layers"] = layer_figures(figures, self.model_.layer_sizes)
+        return figures
 
     def _prepare(self, X) -> tuple[np.ndarray, Preprocessor, tuple | None]:
         """The training rows (n, D), the preprocessor fitted to them and the image shape."""

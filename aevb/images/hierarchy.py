@@ -27,6 +27,7 @@ from torch import nn
 from torch.distributions import Distribution, constraints, kl_divergence
 
 from ..core.distributions import DiagonalGaussianHead
+from ..core.evaluation import ACTIVE_UNIT_THRESHOLD
 from ..core.nets import mlp
 from ..core.priors import StandardNormalPrior
 
@@ -135,7 +136,8 @@ class LadderPosterior(Distribution):
         """KL(q(z_l | z_{l+1}, x) || p(z_l | z_{l+1})) per latent dimension, with z_{l+1} from
         ``z`` (..., B, N*d); shape (..., B, N*d). Its mean over z ~ q is the KL part of the ELBO."""
         posteriors, priors, _ = self._pass(z=z)
-        return torch.cat([kl_divergence(q.base_dist, p.base_dist) for q, p in zip(posteriors, priors)], dim=-1)
+        kls = torch.broadcast_tensors(*(kl_divergence(q.base_dist, p.base_dist) for q, p in zip(posteriors, priors)))
+        return torch.cat(kls, dim=-1)
 
 
 class LadderPrior(Distribution):
@@ -194,3 +196,20 @@ class LadderVAE(nn.Module):
     def exact_marginal(self) -> None:
         return None
 
+
+
+def layer_figures(figures: dict, layer_sizes: tuple[int, ...]) -> list[dict]:
+    """Per stochastic layer, bottom first: its ``kl`` (mean nats per row, None where the
+    figures have no per-dimension KL) and ``active_units`` of its ``latent_dim``, cut from
+    an evaluation's ``kl_per_dimension`` and ``latent_activity``."""
+    layers, start = [], 0
+    for size in layer_sizes:
+        activity = figures["latent_activity"][start : start + size]
+        kl = figures["kl_per_dimension"]
+        layers.append({
+            "kl": None if kl is None else float(sum(kl[start : start + size])),
+            "active_units": sum(a > ACTIVE_UNIT_THRESHOLD for a in activity),
+            "latent_dim": size,
+        })
+        start += size
+    return layers

@@ -45,9 +45,9 @@ class PixelCategorical(Distribution):
 
     def pixel_log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log P(x_j | z) per pixel, (..., D), for levels x (..., D) (floats holding integers)."""
-        index = x.round().long().clamp(0, self.n_levels - 1)
-        logits = self.logits.expand(*index.shape, self.n_levels)
-        return logits.gather(-1, index.unsqueeze(-1)).squeeze(-1)
+        shape = torch.broadcast_shapes(x.shape, self.logits.shape[:-1])
+        index = x.round().long().clamp(0, self.n_levels - 1).expand(shape)
+        return self.logits.expand(*shape, self.n_levels).gather(-1, index.unsqueeze(-1)).squeeze(-1)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         return self.pixel_log_prob(x).sum(-1)
