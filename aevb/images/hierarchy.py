@@ -135,8 +135,8 @@ class LadderPosterior(Distribution):
     def kl_per_dimension_given(self, z: torch.Tensor) -> torch.Tensor:
         """KL(q(z_l | z_{l+1}, x) || p(z_l | z_{l+1})) per latent dimension, with z_{l+1} from
         ``z`` (..., B, N*d); shape (..., B, N*d). Its mean over z ~ q is the KL part of the ELBO."""
-        posteriors, priors, _ = self._pass(z=z)
-        kls = torch.broadcast_tensors(*(kl_divergence(q.base_dist, p.base_dist) for q, p in zip(posteriors, priors)))
+        posteriors, priors, draws = self._pass(z=z)
+        kls = [kl_divergence(q.base_dist, p.base_dist).expand_as(z_l) for q, p, z_l in zip(posteriors, priors, draws)]
         return torch.cat(kls, dim=-1)
 
 
