@@ -21,7 +21,7 @@ from .scale import chunked, devices, distributed, streaming
 from .store.persistence import save as save_model
 from .train.checkpoint import Checkpoints, fingerprint
 from .train.loop import TrainingResult, train
-from .images.decoders import outputs_per_pixel
+from .images.decoders import outputs_per_pixel, pixel_log_prob
 from .images.hierarchy import layer_figures
 from .vae.model import LatentVariableModel, build_vae, resolved_net
 
@@ -336,6 +336,37 @@ class VAE(LatentModelEstimator):
     def _make_model(self, n_features: int, pre: Preprocessor) -> LatentVariableModel:
         image_shape = getattr(self, "image_shape_", None)
         return build_vae(self.config, n_features, pre.likelihood, pre.n_levels, image_shape)
+
+    @torch.no_grad()
+    def reconstruct(self, X) -> np.ndarray:
+        """E[x | z = E_q[z|x]] per row (n, D), in the user's units: each row as the model
+        sees it through its code."""
+        parts = [self.model_.likelihood(self.model_.posterior(y).mean).mean for y in self._centered_batches(X)]
+        return self.preprocessor_.from_model(torch.cat(parts), mean=True).double().numpy()
+
+    def pixel_log_likelihood(self, X, k: int = 100, seed: int = 0) -> np.ndarray:
+        """Where in each row the model is surprised: sum_k w_k log p(x_j | z_k) per value j,
+        shape (n, D), with z_k ~ q(z|x) and w_k the normalized importance weights
+        p(x, z_k) / q(z_k|x) of k draws (the posterior's view of log p(x_j | z)). In nats,
+        in the user's units (log-Jacobian of each value included)."""
+        k = _check_positive_int(k, "k")
+        model = self.model_
+
+        chunk = self._chunk_size()
+
+        def compute(y):
+            q = model.posterior(y)
+            log_w, per_value = [], []
+            for start in range(0, k, chunk):  # draws a chunk at a time, as importance_samples takes them
+                z = q.rsample((min(chunk, k - start),))  # (c, B, d)
+                decoded = model.likelihood(z)
+                log_w.append(decoded.log_prob(y) + model.prior_distribution().log_prob(z) - q.log_prob(z))
+                per_value.append(pixel_log_prob(decoded, y))  # (c, B, D)
+            weights = torch.softmax(torch.cat(log_w), dim=0).unsqueeze(-1)  # (k, B, 1)
+            return (weights * torch.cat(per_value)).sum(0).T  # (D, B)
+
+        per_value = self._per_row(X, seed, compute).T  # (n, D)
+        return per_value - np.log(np.asarray(self.preprocessor_.scale))
 
     def _chunk_size(self) -> int:
         # Conv activations and per-level outputs take more memory per draw than an MLP's widths.

@@ -33,6 +33,15 @@ def per_pixel_distribution(likelihood: str, params: torch.Tensor, n_levels: int 
     return pixel_distribution(likelihood, params, n_levels)
 
 
+def pixel_log_prob(dist: Distribution, x: torch.Tensor) -> torch.Tensor:
+    """log p(x_j | z) of each pixel (..., D) under a decoder's distribution with event (D,):
+    the discrete likelihoods' own, else the per-value terms of an Independent product."""
+    own = getattr(dist, "pixel_log_prob", None)
+    if own is not None:
+        return own(x)
+    return dist.base_dist.log_prob(x)
+
+
 class FlatOutputs(nn.Module):
     """Features (..., H) -> (..., D, P) by one linear layer: an MLP decoder's last layer."""
 
