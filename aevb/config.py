@@ -71,7 +71,7 @@ class VAEConfig(Options):
     net: Net = field(
         default="auto",
         metadata={"help": "Encoder/decoder networks: conv (residual convolutions; images only), mlp, or "
-                  "auto (conv for images, mlp otherwise)."},
+                  "auto (conv for images of 16x16 pixels or more, mlp otherwise)."},
     )
     conv_width: int = field(default=32, metadata={"help": "Channels of the conv networks' layers."})
     mixture_components: int = field(

@@ -21,7 +21,7 @@ from aevb.core.distributions import DiagonalGaussianHead
 from aevb.core.objectives import elbo, iwae
 from aevb.images.hierarchy import LadderVAE
 from aevb.images.pixels import DiscretizedLogisticMixture, PixelCategorical, pixel_distribution
-from aevb.vae.model import build_vae
+from aevb.vae.model import build_vae, resolved_net
 from aevb.config import VAEConfig
 from aevb.data.loaders import Dataset
 from cli_helpers import call
@@ -227,8 +227,7 @@ def test_fit_a_folder_of_rgb_images_with_the_command(tmp_path, capsys):
     for i in range(12):
         write_png(folder / f"{i}.png", rng.integers(0, 256, size=(6, 5, 3)))
     args = ["--epochs", "1", "--hidden", "8", "--latent-dim", "2", "--conv-width", "4", "--quiet"]
-    assert call(["fit", folder, "--out", tmp_path / "run", "--likelihood", "logistic-mixture", *args]) == 0
-    assert aevb.load(tmp_path / "run").config.net == "auto"
+    assert call(["fit", folder, "--out", tmp_path / "run", "--likelihood", "logistic-mixture", "--net", "conv", *args]) == 0
     assert type(aevb.load(tmp_path / "run").model_.encoder[0][1]).__name__ == "ConvEncoderBody"
     assert call(["sample", tmp_path / "run", "-n", "4", "--png", tmp_path / "s.png"]) == 0
     assert Image.open(tmp_path / "s.png").mode == "RGB"
@@ -268,6 +267,14 @@ def test_scoring_levels_the_model_never_saw_is_one_line(tmp_path, capsys):
     np.save(tmp_path / "odd.npy", np.full((2, 36), 9.0))
     assert call(["score", tmp_path / "run", tmp_path / "odd.npy", "--out", tmp_path / "s.csv"]) == 2
     assert "0..3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "image_shape,net", [(None, "mlp"), ((8, 8), "mlp"), ((16, 16), "conv"), ((32, 20, 3), "conv"), ((15, 64), "mlp")]
+)
+def test_auto_net_is_conv_for_images_of_16_pixels_a_side(image_shape, net):
+    assert resolved_net(VAEConfig(), image_shape) == net
+    assert resolved_net(VAEConfig(net="mlp"), image_shape) == "mlp"
 
 
 def test_conv_decoder_keeps_pixel_order_for_odd_sizes():
