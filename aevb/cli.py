@@ -24,14 +24,13 @@ from .config import LinearConfig, TableConfig, VAEConfig
 from .data import loaders as data
 from .data.images import save_grid
 from .errors import AevbError, TrainingInterrupted, TrainingStopped
-from .estimator import VAE
 from .registry import ESTIMATORS
 from .scale import distributed, streaming
 from .store.load import load
 from .tables.estimator import TabularVAE
 from .tables.io import is_table_file, read_table, write_table
 from .train import checkpoint
-from .train.loop import validation_bound
+from .vae.estimator import VAE
 
 EXIT_USAGE = 2
 
@@ -201,7 +200,7 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
             f"{time.perf_counter() - started:.1f}s; training log p(x) {model.score(dataset):.2f} nats/row; saved to {out}"
         ))
     elif not quiet:
-        bound_name, bound = validation_bound(model.history_[model.best_epoch_ - 1])
+        bound_name, bound = model.validation_bound()
         click.echo(printable(
             f"trained on {shape[0]} rows x {shape[1]} {'columns' if table else 'features'} in "
             f"{time.perf_counter() - started:.1f}s ({len(model.history_)} epochs, stopped by {model.stopped_because_}); "

@@ -42,10 +42,9 @@ def load(folder: str | Path):
         image_shape = config.get("image_shape")
         if n_features != pre.n_features or (image_shape and math.prod(image_shape) != n_features):
             raise ValueError(f"n_features {n_features}, preprocessor and image_shape {image_shape} disagree")
-        estimator.image_shape_ = tuple(image_shape) if image_shape else None  # conv nets are built for it
         # Shapes first, on the meta device: a damaged config cannot make us allocate a huge model.
         with torch.device("meta"):
-            expected = estimator._make_model(n_features, pre).state_dict()
+            expected = estimator._make_model(n_features, pre, image_shape).state_dict()
     except (KeyError, TypeError, ValueError, OverflowError, AevbError) as error:
         raise AevbError(f"{config_path} is damaged or incomplete ({type(error).__name__}: {error})") from None
     found = {name: tuple(t.shape) for name, t in state.items()}
