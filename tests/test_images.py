@@ -325,3 +325,14 @@ def test_pixel_map_is_log_p_of_each_pixel_under_the_weighted_posterior():
     assert per_pixel.shape == data.values.shape and (per_pixel <= 0).all()
     terms = model.elbo_samples(data, seed=4)
     np.testing.assert_allclose(per_pixel.sum(1), terms["reconstruction"], rtol=1e-5)
+
+
+def test_metrics_have_a_kl_per_layer_that_sums_to_the_kl(tmp_path):
+    data = images(1)
+    aevb.VAE(**TINY, net="mlp", likelihood="categorical", latent_layers=3).fit(data, metrics_path=tmp_path / "m.csv")
+    import csv
+
+    for row in csv.DictReader(open(tmp_path / "m.csv")):
+        for part in ("train", "val"):
+            layers = [float(row[f"{part}_kl_{l}"]) for l in (1, 2, 3)]
+            assert sum(layers) == pytest.approx(float(row[f"{part}_kl"]), rel=1e-5)
