@@ -8,16 +8,15 @@ tiny: conv nets on a CPU are slow.
 
 from __future__ import annotations
 
+import csv
 import itertools
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch import nn
 
 import aevb
-from aevb.core.distributions import DiagonalGaussianHead
 from aevb.core.objectives import elbo, iwae
 from aevb.images.hierarchy import LadderVAE
 from aevb.images.pixels import DiscretizedLogisticMixture, PixelCategorical, pixel_distribution
@@ -330,8 +329,6 @@ def test_pixel_map_is_log_p_of_each_pixel_under_the_weighted_posterior():
 def test_metrics_have_a_kl_per_layer_that_sums_to_the_kl(tmp_path):
     data = images(1)
     aevb.VAE(**TINY, net="mlp", likelihood="categorical", latent_layers=3).fit(data, metrics_path=tmp_path / "m.csv")
-    import csv
-
     for row in csv.DictReader(open(tmp_path / "m.csv")):
         for part in ("train", "val"):
             layers = [float(row[f"{part}_kl_{l}"]) for l in (1, 2, 3)]
