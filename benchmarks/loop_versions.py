@@ -8,11 +8,11 @@ Run from the repository root, with another version's source tree (for instance
 Each run is a fresh process (``PYTHONPATH`` = that tree) that fits the default VAE to
 the built-in digits (1797 rows x 64 levels, 10% held out) for ``--epochs`` epochs
 (patience above it, so every run trains them all), with ``torch.set_flush_denormal(True)``
-as the aevb command sets it. Runs alternate old, new, old, new, ... so that a change in
-the machine's load hits both. Printed per run: training rows per second from the loop's
-own clock (the ``seconds`` of the last metrics row: steps, validation passes and
-best-weight copies) and from the wall time of ``fit``; then the medians and the ratio
-new / old of the medians.
+as the aevb command sets it. Each round runs both, old first in odd rounds and new first
+in even ones, so that a drift in the machine's load hits both. Printed per run: training
+rows per second from the loop's own clock (the ``seconds`` of the last metrics row: steps,
+validation passes and best-weight copies) and from the wall time of ``fit``; then, per
+clock, the medians and the median over rounds of new / old within a round.
 """
 
 from __future__ import annotations
@@ -55,14 +55,15 @@ def main() -> None:
     args = parser.parse_args()
     rates = {"old": [], "new": []}
     for run in range(args.runs):
-        for name in ("old", "new"):
+        for name in ("old", "new") if run % 2 == 0 else ("new", "old"):
             rate = one_run(getattr(args, name), args.epochs)
             rates[name].append(rate)
             print(f"run {run + 1} {name}: {rate['loop']:8.0f} rows/s (loop clock) {rate['fit']:8.0f} rows/s (fit wall)")
     for clock in ("loop", "fit"):
         old = statistics.median(r[clock] for r in rates["old"])
         new = statistics.median(r[clock] for r in rates["new"])
-        print(f"median rows/s by the {clock} clock: old {old:.0f}, new {new:.0f}; new / old {new / old:.3f}")
+        pairs = statistics.median(n[clock] / o[clock] for n, o in zip(rates["new"], rates["old"]))
+        print(f"{clock} clock: median rows/s old {old:.0f}, new {new:.0f}; median of new / old per round {pairs:.3f}")
 
 
 if __name__ == "__main__":
