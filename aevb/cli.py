@@ -232,8 +232,7 @@ def sample(model_dir, n, out, png, seed, mean):
     if out is not None:
         _write_rows(rows, out)
     if png is not None:
-        if model.image_shape_ is None:
-            raise AevbError("--png needs a model trained on images; this one was trained on plain rows")
+        _image_model(model, "--png")
         save_grid(rows, model.image_shape_, png, model.preprocessor_.value_range(rows))
 
 
@@ -264,15 +263,68 @@ PROPOSAL_OPTION = click.option(
 @click.option("--key", default=None, help="Array to use from a .npz file with several.")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def score(model_dir, source, out, k, proposal, key, seed, quiet):
+@click.option(
+    "--pixel-map", type=click.Path(path_type=Path), default=None,
+    help="Also write, per image, a PNG of each pixel's log-probability into this folder (dark: unlikely).",
+)
+def score(model_dir, source, out, k, proposal, key, seed, quiet, pixel_map):
     """Per-row log p(x) estimate (nats), ELBO and its terms, for anomaly scores.
 
     A .npy SOURCE is read memory-mapped and scored in chunks, each written as it
     is done: any number of rows in bounded memory. Under torchrun the ranks share
-    the chunks out; the scores are those of one process."""
+    the chunks out; the scores are those of one process. --pixel-map reads SOURCE
+    into memory."""
     _quiet(quiet)
     model = load(model_dir)
+    if pixel_map is not None:
+        _write_pixel_maps(model, model.read_data(source, key), pixel_map, k, seed)
     streaming.score_file(model, model.open_rows(source, key), source, out, k, seed, proposal, _group())
+
+
+def _image_model(model, option: str):
+    if getattr(model, "image_shape_", None) is None:
+        raise AevbError(f"{option} needs a model trained on images; this one was trained on plain rows")
+
+
+def _write_pixel_maps(model, dataset, folder: Path, k: int, seed: int) -> None:
+    """One PNG per image, NNNNNN.png in row order: log p(x_j | z) of each pixel (summed over
+    channels), on one gray scale for all images from their lowest 1% (black) to their highest value."""
+    _image_model(model, "--pixel-map")
+    if not hasattr(model, "pixel_log_likelihood"):
+        raise AevbError(f"--pixel-map works with a VAE; this is a {type(model).__name__}")
+    values = model.pixel_log_likelihood(dataset, k=k, seed=seed)
+    shape = model.image_shape_
+    maps = values.reshape(len(values), *shape).sum(axis=-1) if len(shape) == 3 else values
+    value_range = (float(np.percentile(maps, 1)), float(maps.max()))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise AevbError(f"cannot create the folder {folder}: {error.strerror}") from None
+    for index, image in enumerate(maps.reshape(len(maps), -1)):
+        save_grid(image[None], shape[:2], folder / f"{index:06d}.png", value_range)
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("source")
+@click.option("--png", type=click.Path(path_type=Path), default=None, help="A grid: each image, then its reconstruction.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="The reconstructions, .npy or .csv.")
+@click.option("-n", "n", type=int, default=32, show_default=True, callback=_positive, help="Images in the --png grid.")
+@click.option("--key", default=None, help="Array to use from a .npz file with several.")
+def reconstruct(model_dir, source, png, out, n, key):
+    """Each row of SOURCE through its code and back: E[x | z = E_q[z|x]]."""
+    if out is None and png is None:
+        raise AevbError("say where the reconstructions go: --out FILE.npy|.csv and/or --png FILE.png")
+    model = load(model_dir)
+    if png is not None:
+        _image_model(model, "--png")
+    rows = model.read_data(source, key).values
+    rebuilt = model.reconstruct(rows if out is not None else rows[:n])
+    if out is not None:
+        _write_rows(rebuilt, out)
+    if png is not None:
+        pairs = np.stack([rows[:n], rebuilt[:n]], axis=1).reshape(-1, rows.shape[1])  # image, then its reconstruction
+        save_grid(pairs, model.image_shape_, png, model.preprocessor_.value_range(rows[:n]))
 
 
 def _group() -> distributed.Group:
@@ -376,6 +428,10 @@ def format_evaluation(figures: dict) -> str:
     )
     if figures["kl_per_dimension"] is not None:
         lines.append("KL per latent dimension: " + " ".join(f"{v:.2f}" for v in figures["kl_per_dimension"]))
+    for number, layer in enumerate(figures.get("layers") or [], start=1):
+        kl = "" if layer["kl"] is None else f"KL {layer['kl']:.3f} nats/row, "
+        lines.append(f"latent layer {number}{' (nearest x)' if number == 1 else ''}: {kl}"
+                     f"active units {layer['active_units']} of {layer['latent_dim']}")
     return "\n".join(lines)
 
 

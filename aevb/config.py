@@ -21,9 +21,11 @@ from typing import Any, Callable, Literal, get_args, get_origin, get_type_hints
 from .core.noise import check_seed
 from .errors import AevbError
 
-Likelihood = Literal["auto", "gaussian", "bernoulli"]
+Likelihood = Literal["auto", "gaussian", "bernoulli", "categorical", "logistic-mixture"]
 DecoderScale = Literal["feature", "output"]
 Decoder = Literal["mlp", "linear"]
+# Encoder and decoder networks: residual convolutions for images and MLPs otherwise (auto), or either.
+Net = Literal["auto", "mlp", "conv"]
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,26 @@ class VAEConfig(TrainingConfig):
         "Hidden layer widths of encoder and decoder MLPs, e.g. 256,256.",
         POSITIVE_INTS,
     )
-    likelihood: Likelihood = option("auto", "p(x|z): bernoulli for {0,1} data, gaussian otherwise (auto picks).")
+    likelihood: Likelihood = option(
+        "auto",
+        "p(x|z): bernoulli for {0,1} data, gaussian otherwise (auto picks); for "
+        "integer levels 0..L-1 (pixels, L <= 256) also categorical (a softmax over the levels of "
+        "each value) or logistic-mixture (a discretized mixture of logistics), which score "
+        "log P(x) of the discrete values themselves.",
+    )
+    net: Net = option(
+        "auto",
+        "Encoder/decoder networks: conv (residual convolutions; images only), mlp, or "
+        "auto (conv for images of 16x16 pixels or more, mlp otherwise).",
+    )
+    conv_width: int = option(32, "Channels of the conv networks' layers.", POSITIVE_INT)
+    mixture_components: int = option(5, "Logistics per pixel of the logistic-mixture likelihood.", POSITIVE_INT)
+    latent_layers: int = option(
+        1,
+        "Stochastic layers of latent_dim each, in a top-down hierarchy (ladder VAE); "
+        "1 is the plain VAE. Training has a KL per layer (free bits per layer).",
+        POSITIVE_INT,
+    )
     decoder: Decoder = option(
         "mlp",
         "mlp: a neural net f(z); linear: x = Wz + b + noise with one learned "
@@ -239,6 +260,10 @@ class VAEConfig(TrainingConfig):
         self.hidden = tuple(int(h) for h in self.hidden)
         if self.free_bits > 0 and self.objective != "elbo":
             raise AevbError("free_bits works with objective elbo only; use kl_warmup or beta with iwae")
+        if self.latent_layers > 1 and (self.posterior != "diagonal" or self.prior != "standard" or self.decoder != "mlp"):
+            raise AevbError("latent_layers > 1 takes the diagonal posterior, the standard prior and the mlp decoder")
+        if self.decoder == "linear" and (self.net == "conv" or self.likelihood in ("categorical", "logistic-mixture")):
+            raise AevbError("--decoder linear is a linear-Gaussian model; it takes neither --net conv nor a discrete likelihood")
 
 
 @dataclass
@@ -285,3 +310,5 @@ class TableConfig(VAEConfig):
             raise AevbError("the vamp prior is not available for tables; use --prior standard or mog")
         if self.decoder == "linear":
             raise AevbError("--decoder linear is not available for tables; use the mlp decoder")
+        if self.net == "conv" or self.latent_layers > 1 or self.likelihood in ("categorical", "logistic-mixture"):
+            raise AevbError("tables take the mlp net, one latent layer and their own column likelihoods")

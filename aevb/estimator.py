@@ -107,7 +107,8 @@ class Estimator(SklearnEstimator):
 
     def _make_model(self, n_features: int, pre: Preprocessor, image_shape=None) -> torch.nn.Module:
         description = DataDescription(
-            n_features, tuple(image_shape) if image_shape else None, pre.likelihood, getattr(pre, "schema", None)
+            n_features, tuple(image_shape) if image_shape else None, pre.likelihood, getattr(pre, "schema", None),
+            getattr(pre, "n_levels", None),
         )
         return self.family.build(description)
 

@@ -32,6 +32,7 @@ class DataDescription:
     image_shape: tuple[int, ...] | None = None
     likelihood: str = "gaussian"  # the resolved observation kind, never "auto"
     schema: object | None = None  # a table's columns (aevb.tables.schema.TableSchema), else None
+    n_levels: int | None = None  # levels 0..L-1 of integer data (pixels), else None
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ class ElboTerms:
     reconstruction: torch.Tensor
     kl: torch.Tensor
     kl_per_dimension: torch.Tensor | None = None
+    layer_sizes: tuple[int, ...] | None = None  # the stochastic layers' sizes in kl_per_dimension, if a hierarchy
 
 
 def kl_per_dimension(q: Distribution, p: Distribution) -> torch.Tensor | None:
@@ -68,9 +69,11 @@ def elbo(
     q, p = model.posterior(x) if posterior is None else posterior, model.prior_distribution()
     z = q.rsample((n_samples,))  # (L, B, d)
     reconstruction = model.likelihood(z).log_prob(x).mean(0)  # (B,)
-    kl_dims = kl_per_dimension(q, p)  # (B, d) or None
+    # A hierarchy's KL: per layer in closed form given the draws of the layers above it.
+    layered = getattr(q, "kl_per_dimension_given", None)
+    kl_dims = layered(z).mean(0) if layered is not None else kl_per_dimension(q, p)  # (B, d) or None
     kl = kl_dims.sum(-1) if kl_dims is not None else kl_to_prior(q, p, z)  # (B,)
-    return ElboTerms(reconstruction - kl, reconstruction, kl, kl_dims)
+    return ElboTerms(reconstruction - kl, reconstruction, kl, kl_dims, getattr(q, "layer_sizes", None))
 
 
 def log_likelihood_and_ratio(
@@ -147,8 +150,13 @@ def free_bits_kl(terms: ElboTerms, free_bits: float, latent_dim: int) -> torch.T
     dimensions: each dimension where the KL splits over them, else one group of all d.
 
     Below the threshold the KL of a group costs nothing, so the encoder can spend
-    that much information on it without a penalty (Kingma et al., 2016).
+    that much information on it without a penalty (Kingma et al., 2016). In a
+    hierarchy the groups are the stochastic layers (free bits per layer, as in the
+    ladder VAE).
     """
+    if terms.layer_sizes is not None:
+        layers = terms.kl_per_dimension.split(list(terms.layer_sizes), dim=-1)
+        return sum(kl.sum(-1).clamp(min=free_bits * kl.shape[-1]) for kl in layers)
     if terms.kl_per_dimension is not None:
         return terms.kl_per_dimension.clamp(min=free_bits).sum(-1)
     return terms.kl.clamp(min=free_bits * latent_dim)

@@ -9,7 +9,9 @@ log-likelihood is reported for the data the user gave, in the user's units:
 
 The second line is the dequantization bound: the density of x + u is constant
 on each unit cell, integrates to P(x) there, and Jensen's inequality gives the
-bound. Binary data with a Bernoulli decoder is passed through untouched.
+bound. Binary data with a Bernoulli decoder is passed through untouched, and so
+are levels under a discrete likelihood (categorical, logistic-mixture), which give
+log P(x) of the discrete values directly: no noise, no Jacobian.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import AevbError
+from ..images.pixels import DISCRETE_LIKELIHOODS
 from .chunks import CHUNK_ROWS
 from .column_statistics import column_statistics, is_binary
 from .degenerate import warn_if_degenerate
@@ -36,6 +39,8 @@ SMALLEST_SCALE = 1e-30
 # |shift| to scale that rounding would blur a column by more than ~1e-5 of its spread
 # (a 1e12 offset in float32 has a spacing of 65,536), so its raw rows stay in float64.
 FLOAT32_OFFSET_RATIO = 100.0
+# Most levels a discrete likelihood takes (8-bit pixels).
+MAX_DISCRETE_LEVELS = 256
 
 
 def check_range(x: np.ndarray, first_row: int = 0) -> None:
@@ -58,6 +63,7 @@ class Preprocessor:
     n_levels: int | None
     shift: list[float]
     scale: list[float]
+    discrete: str | None = None  # the discrete likelihood that scores the levels as they are, if any
 
     @classmethod
     def fit(cls, x: np.ndarray, likelihood: str, standardize: bool = True) -> "Preprocessor":
@@ -81,6 +87,14 @@ class Preprocessor:
                 )
             return cls("binary", None, [0.0] * n_features, [1.0] * n_features)
         levels = stats.levels
+        if likelihood in DISCRETE_LIKELIHOODS:
+            if not levels or stats.maximum >= MAX_DISCRETE_LEVELS:
+                raise AevbError(
+                    f"the {likelihood} likelihood needs whole numbers 0..{MAX_DISCRETE_LEVELS - 1} "
+                    "(pixel levels); use --likelihood gaussian for other values"
+                )
+            n_levels = max(2, int(stats.maximum) + 1)
+            return cls("levels", n_levels, [0.0] * n_features, [1.0] * n_features, likelihood)
         kind, n_levels = ("levels", int(stats.maximum) + 1) if levels else ("continuous", None)
         if kind == "continuous":
             warn_if_degenerate(x, stats.mean, stats.variance)
@@ -101,6 +115,8 @@ class Preprocessor:
 
     @property
     def likelihood(self) -> str:
+        if self.discrete:
+            return self.discrete
         return "bernoulli" if self.kind == "binary" else "gaussian"
 
     def check(self, x: np.ndarray) -> None:
@@ -112,6 +128,11 @@ class Preprocessor:
             )
         if self.kind == "binary" and not is_binary(x):
             raise AevbError("this model has a Bernoulli decoder and scores only data of 0s and 1s")
+        if self.discrete and not ((x >= 0) & (x <= self.n_levels - 1) & (x == np.round(x))).all():
+            raise AevbError(
+                f"this model's {self.discrete} likelihood scores only whole numbers 0..{self.n_levels - 1}, "
+                "the levels it was trained on"
+            )
 
     def value_range(self, rows: np.ndarray) -> tuple[float, float]:
         """The values rows (n, D) in the user's units can take, to draw them as images: the
@@ -135,6 +156,8 @@ class Preprocessor:
         Level data gets fresh uniform noise u from ``generator``, or u = 1/2
         (the centre of each cell) with ``center=True``.
         """
+        if self.discrete:
+            return x
         shift = torch.as_tensor(self.shift, dtype=x.dtype, device=x.device)
         scale = torch.as_tensor(self.scale, dtype=x.dtype, device=x.device)
         if self.kind == "levels":
@@ -147,8 +170,11 @@ class Preprocessor:
 
         A draw of level data is floored onto its grid of levels; a mean
         (``mean=True``) has the dequantization offset of 1/2 taken off instead.
+        Under a discrete likelihood, y is already in levels.
         """
         y = y.double()
+        if self.discrete:
+            return y.clamp(0, self.n_levels - 1)
         shift = torch.as_tensor(self.shift, dtype=y.dtype, device=y.device)
         scale = torch.as_tensor(self.scale, dtype=y.dtype, device=y.device)
         x = y * scale + shift
@@ -177,6 +203,7 @@ class Preprocessor:
             or not all(v > 0 for v in pre.scale)
             or (pre.kind == "levels") != (isinstance(pre.n_levels, int) and not isinstance(pre.n_levels, bool))
             or (pre.kind == "levels" and pre.n_levels < 1)
+            or (pre.discrete is not None and (pre.discrete not in DISCRETE_LIKELIHOODS or pre.kind != "levels"))
         ):
             raise ValueError("the preprocessor's kind, levels, shift or scale are not valid")
         return pre

@@ -7,6 +7,8 @@ the ELBO, or IWAE_k under ``objective="iwae"``, with the KL weighted by beta, ra
     ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || p(z))  =  reconstruction - kl,
 
 and early stopping watches the held-out bound that training maximizes: the ELBO, or IWAE_k.
+A hierarchy of N layers adds ``kl_1`` ... ``kl_N``, each layer's KL given the layers above
+(nearest x first; NaN in training under objective iwae, whose KL does not split).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch
 
 from ..config import VAEConfig
 from ..core.family import DataDescription, Family, Progress
-from ..core.objectives import elbo, iwae, kl_weight, training_objective
+from ..core.objectives import ElboTerms, elbo, iwae, kl_weight, training_objective
 from .model import LatentVariableModel, build_vae
 
 
@@ -28,6 +30,8 @@ class VAEFamily(Family):
     def __init__(self, config: VAEConfig):
         self.config = config
         self.bound_name = "iwae" if config.objective == "iwae" else "elbo"
+        layers = config.latent_layers
+        self.metric_names = VAEFamily.metric_names + (tuple(f"kl_{l}" for l in range(1, layers + 1)) if layers > 1 else ())
         self.validation_names = self.metric_names + (("iwae",) if self.bound_name == "iwae" else ())
         self.warmup_epochs = config.kl_warmup
 
@@ -36,15 +40,25 @@ class VAEFamily(Family):
         return self.bound_name.upper()
 
     def build(self, data: DataDescription) -> LatentVariableModel:
-        return build_vae(self.config, data.n_features, data.likelihood)
+        return build_vae(self.config, data.n_features, data.likelihood, data.n_levels, data.image_shape)
 
     def loss(self, module: LatentVariableModel, x: torch.Tensor, progress: Progress):
         objective, terms = training_objective(module, x, self.config, kl_weight(self.config, progress.epoch))
-        return -objective, {"elbo": terms.elbo, "reconstruction": terms.reconstruction, "kl": terms.kl}
+        return -objective, self._metrics(terms)
+
+    def _metrics(self, terms: ElboTerms) -> dict[str, torch.Tensor]:
+        values = {"elbo": terms.elbo, "reconstruction": terms.reconstruction, "kl": terms.kl}
+        if self.config.latent_layers > 1:
+            sizes = [self.config.latent_dim] * self.config.latent_layers
+            if terms.kl_per_dimension is None:
+                layers = [torch.full_like(terms.kl, float("nan"))] * len(sizes)
+            else:
+                layers = [kl.sum(-1) for kl in terms.kl_per_dimension.split(sizes, dim=-1)]
+            values.update({f"kl_{l}": kl for l, kl in enumerate(layers, start=1)})
+        return values
 
     def validate(self, module: LatentVariableModel, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        terms = elbo(module, x)
-        values = {"elbo": terms.elbo, "reconstruction": terms.reconstruction, "kl": terms.kl}
+        values = self._metrics(elbo(module, x))
         if self.bound_name == "iwae":
             values["iwae"] = iwae(module, x, self.config.k)
         return values
