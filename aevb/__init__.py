@@ -4,9 +4,10 @@ from .config import VAEConfig
 from .data import loaders as datasets
 from .errors import AevbError
 from .estimator import VAE
+from .gplvm.estimator import GPLVM
 from .linear.estimators import PPCA, FactorAnalysis
 from .store.load import load
 from .tables.estimator import TabularVAE
 from .version import __version__
 
-__all__ = ["VAE", "TabularVAE", "PPCA", "FactorAnalysis", "VAEConfig", "AevbError", "load", "datasets", "__version__"]
+__all__ = ["VAE", "GPLVM", "TabularVAE", "PPCA", "FactorAnalysis", "VAEConfig", "AevbError", "load", "datasets", "__version__"]

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .config import LinearConfig, TableConfig, VAEConfig
+from .gplvm.config import GPLVMConfig
 from .data import loaders as data
 from .data.images import save_grid
 from .errors import AevbError, TrainingInterrupted, TrainingStopped
@@ -47,7 +48,7 @@ def _parse_names(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
-OPTION_CLASSES = (VAEConfig, LinearConfig, TableConfig)
+OPTION_CLASSES = (VAEConfig, LinearConfig, TableConfig, GPLVMConfig)
 TABLE_ONLY_OPTIONS = {f.name for f in dataclasses.fields(TableConfig)} - {f.name for f in dataclasses.fields(VAEConfig)}
 
 
@@ -140,7 +141,8 @@ def cli():
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 @click.option(
     "--model", "model_name", type=click.Choice(list(ESTIMATORS)), default="vae", show_default=True,
-    help="vae: variational autoencoder; ppca: probabilistic PCA (closed form); fa: factor analysis (EM).",
+    help="vae: variational autoencoder; ppca: probabilistic PCA (closed form); fa: factor analysis (EM); "
+    "gplvm: Bayesian GP-LVM (small data).",
 )
 @click.option("--table", is_flag=True, help="Model SOURCE (.csv) as a table of mixed column types, even if all numeric.")
 @config_options

@@ -3,8 +3,9 @@
 Tables are modelled by TabularVAE, which `aevb fit` picks by the data (see aevb.table_io), not by --model."""
 
 from .estimator import VAE
+from .gplvm.estimator import GPLVM
 from .linear.estimators import PPCA, FactorAnalysis
 from .tables.estimator import TabularVAE
 
-ESTIMATORS = {"vae": VAE, "ppca": PPCA, "fa": FactorAnalysis}
+ESTIMATORS = {"vae": VAE, "ppca": PPCA, "fa": FactorAnalysis, "gplvm": GPLVM}
 BY_CLASS_NAME = {cls.__name__: cls for cls in (*ESTIMATORS.values(), TabularVAE)}

@@ -22,7 +22,7 @@ class GPLVMConfig(Options):
         metadata={"help": "GP-LVM kernel: rbf, matern52 (ARD length scales) or linear (ARD weights)."},
     )
     inducing: int = field(
-        default=32, metadata={"help": "GP-LVM: inducing points of the sparse GP (at most the training rows)."}
+        default=32, metadata={"help": "GP-LVM: inducing points of the sparse GP."}
     )
     hidden: tuple[int, ...] = field(
         default=(),
