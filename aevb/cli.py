@@ -21,18 +21,18 @@ import numpy as np
 import torch
 
 from .config import LinearConfig, TableConfig, VAEConfig
-from .gplvm.config import GPLVMConfig
 from .data import loaders as data
 from .data.images import save_grid
 from .errors import AevbError, TrainingInterrupted, TrainingStopped
-from .estimator import VAE
+from .gplvm.config import GPLVMConfig
+from .gplvm.estimator import GPLVM
 from .registry import ESTIMATORS
 from .scale import distributed, streaming
 from .store.load import load
 from .tables.estimator import TabularVAE
 from .tables.io import is_table_file, read_table, write_table
 from .train import checkpoint
-from .train.loop import validation_bound
+from .vae.estimator import VAE
 
 EXIT_USAGE = 2
 
@@ -156,8 +156,8 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
         raise AevbError("say where the model goes: --out FOLDER (or --resume FOLDER to continue a run)")
     if out is not None and resume is not None and out.resolve() != resume.resolve():
         raise AevbError("--resume continues the run in its own folder; drop --out or give the same folder")
-    if resume is not None and model_name != "vae":
-        raise AevbError(f"--resume continues a VAE run; --model {model_name} fits in one go")
+    if resume is not None and model_name not in ("vae", "gplvm"):
+        raise AevbError(f"--resume continues a VAE or GP-LVM run; --model {model_name} fits in one go")
     if resume is None and checkpoint.unfinished_run(out):
         raise AevbError(
             f"{out} holds an unfinished run; continue it with: aevb fit {source} --resume {out} "
@@ -181,7 +181,7 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
     if not distributed.launched():
         checkpoint.prepare_folder(out)  # before any training: a folder that cannot be written fails now
     started = time.perf_counter()
-    if isinstance(model, VAE):
+    if isinstance(model, (VAE, GPLVM)):
         try:
             model.fit(dataset, progress=False if quiet else None, run_dir=out, resume=resume is not None)
         except TrainingStopped as stopped:
@@ -203,7 +203,7 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
             f"{time.perf_counter() - started:.1f}s; training log p(x) {model.score(dataset):.2f} nats/row; saved to {out}"
         ))
     elif not quiet:
-        bound_name, bound = validation_bound(model.history_[model.best_epoch_ - 1])
+        bound_name, bound = model.validation_bound()
         click.echo(printable(
             f"trained on {shape[0]} rows x {shape[1]} {'columns' if table else 'features'} in "
             f"{time.perf_counter() - started:.1f}s ({len(model.history_)} epochs, stopped by {model.stopped_because_}); "

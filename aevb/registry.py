@@ -2,10 +2,10 @@
 
 Tables are modelled by TabularVAE, which `aevb fit` picks by the data (see aevb.table_io), not by --model."""
 
-from .estimator import VAE
 from .gplvm.estimator import GPLVM
 from .linear.estimators import PPCA, FactorAnalysis
 from .tables.estimator import TabularVAE
+from .vae.estimator import VAE
 
 ESTIMATORS = {"vae": VAE, "ppca": PPCA, "fa": FactorAnalysis, "gplvm": GPLVM}
 BY_CLASS_NAME = {cls.__name__: cls for cls in (*ESTIMATORS.values(), TabularVAE)}

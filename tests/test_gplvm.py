@@ -102,7 +102,7 @@ def curve(n: int, rng) -> np.ndarray:
 def fitted():
     rng = np.random.default_rng(0)
     train, test = curve(100, rng), curve(60, rng)
-    return GPLVM(latent_dim=1, inducing=16, epochs=400, inference_steps=200).fit(train), train, test
+    return GPLVM(latent_dim=1, inducing=16, epochs=500, inference_steps=200).fit(train, progress=False), train, test
 
 
 def test_held_out_estimate_is_above_its_elbo_and_tightens_with_k(fitted):
@@ -144,8 +144,8 @@ def test_a_missing_feature_drops_out_of_the_score_exactly(fitted):
     with_hole = importance_weighted(decoder, x0, observed, q, 10).log_marginal
     # the same rows with the feature removed from the model: its GP and noise dropped
     keep = [0, 1, 3, 4]
-    reduced = SparseGPDecoder(1, 4, 16, "rbf").to(D64)
-    state = decoder.state_dict()
+    reduced = SparseGPDecoder(1, 4, 16, "rbf").to(D64)  # no encoder: q is given
+    state = {n: t for n, t in decoder.state_dict().items() if not n.startswith("encoder.")}
     state["raw_noise"], state["chol_b"], state["mean_weights"] = (state[n][keep] for n in ("raw_noise", "chol_b", "mean_weights"))
     reduced.load_state_dict(state)
     without = importance_weighted(reduced, y[:, keep], torch.ones(5, 4, dtype=D64), q, 10).log_marginal
@@ -159,6 +159,13 @@ def test_gplvm_beats_ppca_and_the_default_vae_on_a_curve_at_100_rows(fitted):
     gplvm = model.score(test, k=50)
     assert gplvm > PPCA(latent_dim=1).fit(train).score(test) + 1.0
     assert gplvm > VAE().fit(train, progress=False).score(test) + 1.0
+
+
+def test_free_latents_train_on_all_rows_and_score_like_the_encoder(fitted):
+    model, train, test = fitted
+    free = GPLVM(latent_dim=1, inducing=16, epochs=400, inference_steps=200, hidden=()).fit(train)
+    assert free.stopped_because_ in ("epochs", "converged") and free.training_latents_.shape == (100, 1)
+    assert free.score(test, k=50) > PPCA(latent_dim=1).fit(train).score(test) + 1.0
 
 
 def test_save_load_round_trip_and_surface(fitted, tmp_path):
@@ -196,6 +203,8 @@ def test_command_line_fit_score_evaluate_sample_encode(tmp_path):
     run = tmp_path / "gp"
     small = ["--inducing", 8, "--epochs", 60, "--inference-steps", 40]
     assert call(["fit", tmp_path / "rows.npy", "--model", "gplvm", "--latent-dim", 1, "--out", run, "-q", *small]) == 0
+    header = (run / "metrics.csv").read_text().splitlines()[0]
+    assert "train_bound" in header and "val_elbo" in header
     assert call(["score", run, tmp_path / "rows.npy", "--out", tmp_path / "s.csv", "--k", 10]) == 0
     scores = np.genfromtxt(tmp_path / "s.csv", delimiter=",", names=True)
     np.testing.assert_allclose(scores["log_likelihood"], load(run).score_samples(rows, k=10), atol=1e-6)

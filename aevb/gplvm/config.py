@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from ..config import Options, _require_positive_ints
+from ..config import TrainingConfig, _require_positive_ints
 from ..errors import AevbError
 
 # The GP's covariance over latent points: squared exponential, Matern 5/2 (both with one
@@ -15,7 +15,7 @@ Kernel = Literal["rbf", "matern52", "linear"]
 
 
 @dataclass
-class GPLVMConfig(Options):
+class GPLVMConfig(TrainingConfig):
     latent_dim: int = field(default=2, metadata={"help": "Size of the latent code z."})
     kernel: Kernel = field(
         default="rbf",
@@ -25,14 +25,18 @@ class GPLVMConfig(Options):
         default=32, metadata={"help": "GP-LVM: inducing points of the sparse GP."}
     )
     hidden: tuple[int, ...] = field(
-        default=(),
-        metadata={"help": "GP-LVM: hidden widths of an encoder x -> q(z) (back-constraint); empty = free q(z) per row."},
+        default=(64, 64),
+        metadata={"help": "Hidden widths of the MLPs (GP-LVM: of the encoder x -> q(z), a back-constraint; "
+                  "hidden=() in Python trains free q(z) per row instead)."},
     )
+    # The collapsed bound couples all rows through q(u): a step takes them all (a batch of the whole set).
     epochs: int = field(default=2000, metadata={"help": "Full-batch optimizer steps on the GP-LVM bound."})
+    batch_size: int = field(default=1_000_000, metadata={"help": "Rows per gradient step (GP-LVM: all of them)."})
     learning_rate: float = field(default=0.01, metadata={"help": "Adam step size."})
+    patience: int = field(default=200, metadata={"help": "Stop after this many steps without a better validation ELBO."})
     tol: float = field(
         default=1e-7,
-        metadata={"help": "Stop when the bound per row and feature gains less than this over 100 steps."},
+        metadata={"help": "Free q(z): stop when the bound per row and feature gains less than this over 100 steps."},
     )
     inference_steps: int = field(
         default=300, metadata={"help": "GP-LVM: Adam steps fitting q(z*) of each new row (score, transform)."}
@@ -40,16 +44,14 @@ class GPLVMConfig(Options):
     inference_draws: int = field(
         default=16, metadata={"help": "GP-LVM: fixed draws of z* per row in the bound that fits q(z*)."}
     )
-    seed: int = field(default=0, metadata={"help": "Seed: the same seed and data give the same model."})
 
-    def __post_init__(self):
+    def validate(self) -> None:
+        super().validate()
         self.hidden = tuple(self.hidden)
-        _require_positive_ints(self, ["latent_dim", "inducing", "epochs", "inference_steps", "inference_draws"])
+        _require_positive_ints(self, ["latent_dim", "inducing", "inference_steps", "inference_draws"])
         if self.kernel not in get_args(Kernel):
             raise AevbError(f"kernel must be one of {', '.join(get_args(Kernel))}, got {self.kernel!r}")
         if any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in self.hidden):
             raise AevbError(f"hidden must be positive integers, got {self.hidden!r}")
-        if not self.learning_rate > 0 or not self.tol >= 0:
-            raise AevbError("learning_rate must be > 0 and tol >= 0")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise AevbError(f"seed must be an integer, got {self.seed!r}")
+        if not self.tol >= 0:
+            raise AevbError(f"tol must be >= 0, got {self.tol!r}")

@@ -13,10 +13,9 @@ from ..data.preprocess import Preprocessor
 from ..errors import AevbError
 from ..estimator import EVAL_ROWS, LatentModelEstimator, Proposal, _check_positive_int
 from .config import GPLVMConfig
-from .family import GPLVMFamily
+from .family import GPLVMFamily, training_bound
 from .fit import fit_gplvm
 from .heldout import HeldOut, fit_posteriors, holes, importance_weighted
-from .model import SparseGPDecoder
 
 
 def rows_with_holes(X, name: str = "X") -> np.ndarray:
@@ -57,23 +56,43 @@ class GPLVM(LatentModelEstimator):
     """
 
     config_class = GPLVMConfig
+    family_class = GPLVMFamily
     dtype = torch.float64
 
-    def _make_model(self, n_features: int, pre: Preprocessor) -> SparseGPDecoder:
-        c = self.config
-        return SparseGPDecoder(c.latent_dim, n_features, c.inducing, c.kernel, c.hidden)
-
-    def fit(self, X, **_ignored) -> "GPLVM":
-        """Train on the rows of X (n, D), holes as NaN; returns self."""
+    def _prepare(self, X) -> tuple[np.ndarray, Preprocessor, tuple | None]:
+        """The training rows (n, D) with NaN at the holes, the preprocessor and the image shape.
+        With holes the columns are standardized by their observed values."""
         image_shape = X.image_shape if isinstance(X, Dataset) else None
         values = rows_with_holes(X)
+        if not np.isnan(values).any():
+            return values, Preprocessor.fit(values, "gaussian"), image_shape
+        std = np.nanstd(values, axis=0)
+        std = np.where(std > 0, std, 1.0)
+        return values, Preprocessor("continuous", None, np.nanmean(values, axis=0).tolist(), std.tolist()), image_shape
+
+    def fit(self, X, metrics_path=None, progress=None, run_dir=None, resume: bool = False) -> "GPLVM":
+        """Train on the rows of X (n, D), holes as NaN; returns self.
+
+        With an encoder (``hidden``) the generic loop trains it (validation split, early
+        stopping, ``run_dir`` with metrics.csv and checkpoints, ``resume``); q(u) is then
+        conditioned on all the rows of X, the validation rows included. Free q(z_n)
+        (``hidden=()``) train on all rows at once by :func:`aevb.gplvm.fit.fit_gplvm`,
+        without a run folder.
+        """
+        self._fitted_posteriors = {}
+        if self.config.hidden:
+            super().fit(X, metrics_path=metrics_path, progress=progress, run_dir=run_dir, resume=resume)
+            values = self._prepare(X)[0]
+            with seeded_draws(self.config.seed) as generator, torch.no_grad():
+                y = self.preprocessor_.to_model(torch.as_tensor(values, dtype=self.dtype), generator)
+                training_bound(self.model_, y)
+                self.training_latents_ = self.model_.encode(y).mean.numpy()
+            return self
+        if resume:
+            raise AevbError("resume continues a GP-LVM with an encoder (hidden=...); free q(z) fit in one go")
+        values, pre, image_shape = self._prepare(X)
         if len(values) < 2:
             raise AevbError(f"need at least 2 rows to fit, got {len(values)}")
-        if np.isnan(values).any():
-            std = np.nanstd(values, axis=0)
-            pre = Preprocessor("continuous", None, np.nanmean(values, axis=0).tolist(), np.where(std > 0, std, 1.0).tolist())
-        else:
-            pre = Preprocessor.fit(values, "gaussian")
         self._build(values.shape[1], pre, image_shape)
         with seeded_draws(self.config.seed) as generator, torch.random.fork_rng(devices=[]):
             y = pre.to_model(torch.as_tensor(values, dtype=self.dtype), generator)
@@ -82,7 +101,6 @@ class GPLVM(LatentModelEstimator):
         self.model_.eval()
         self.training_latents_ = decoder.training_means.numpy()
         self.history_, self.best_epoch_, self.stopped_because_ = history, len(history), stopped
-        self._fitted_posteriors = {}
         return self
 
     # -- new rows ------------------------------------------------------------------
@@ -155,7 +173,3 @@ class GPLVM(LatentModelEstimator):
     def has_exact_likelihood(self) -> bool:
         self._check_fitted()
         return False
-
-    @property
-    def family(self) -> GPLVMFamily:
-        return GPLVMFamily(self.config)

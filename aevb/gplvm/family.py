@@ -1,9 +1,14 @@
 """The GP-LVM as a model family (:class:`aevb.core.family.Family`).
 
 Its training bound is not a sum over rows: the collapsed bound couples all rows through
-q(u), so a "batch" is the whole training set (the GP-LVM is the model for small data), and
-the per-row loss is the bound's share per row, -F / N, the same for every row. Free q(z_n)
-need the rows in training order; an encoder (``hidden``) lifts that.
+q(u), so a batch is the whole training set (the GP-LVM is the model for small data; the
+options default to a batch larger than any such set), and the per-row loss is the bound's
+share per row, -F / N, the same for every row. Under the generic loop q(z|x) comes from an
+encoder (``hidden``, a back-constrained GP-LVM), which works for rows in any order; free
+q(z_n) per row need the rows in training order (:func:`aevb.gplvm.fit.fit_gplvm`).
+
+Validation, what early stopping watches, is the amortized ELBO of held-out rows under the
+GP's predictive, E_{q(z|x)}[log p(x|z)] - KL(q(z|x) || p(z)), with fixed draws.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import torch
 from torch import nn
 from torch.distributions import Normal
 
-from ..core.family import DataDescription, Progress
+from ..core.family import DataDescription, Family, Progress
 from ..errors import AevbError
 from .config import GPLVMConfig
 from .heldout import HeldOut, fit_posteriors, holes, importance_weighted
@@ -37,26 +42,39 @@ def decoder_of(module: nn.Module) -> SparseGPDecoder:
     return module.decoder if isinstance(module, TrainingLatents) else module
 
 
-def training_bound(latents: TrainingLatents, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """(bound F of all rows x (N, D), {metric: per-row value (N,)}); conditions the decoder's
-    q(u) on the rows as a side effect, so that predictions follow training."""
-    decoder = latents.decoder
-    if latents.decoder.encoder is None and len(x) != len(latents.mean):
-        raise AevbError(f"the GP-LVM trains on all its {len(latents.mean)} rows at once, got a batch of {len(x)}")
+def training_bound(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(bound F of all rows x (N, D), {metric: per-row value (N,)}) for a decoder with an encoder
+    or for :class:`TrainingLatents`; conditions the decoder's q(u) on the rows as a side effect,
+    so that predictions follow training."""
+    decoder = decoder_of(module)
+    if isinstance(module, TrainingLatents):
+        if decoder.encoder is None and len(x) != len(module.mean):
+            raise AevbError(f"the GP-LVM trains on all its {len(module.mean)} rows at once, got a batch of {len(x)}")
+        q = module.posterior(x)
+    else:
+        q = decoder.encode(x)
+        if q is None:
+            raise AevbError("the generic loop trains a GP-LVM with an encoder (hidden=...); free q(z) train with fit_gplvm")
     x0, observed = holes(x)
-    q = latents.posterior(x)
     collapsed = decoder.bound(x0, observed, q.mean, q.variance)
     decoder.condition(collapsed)
     kl = torch.distributions.kl_divergence(q.base_dist, Normal(torch.zeros_like(q.mean), torch.ones_like(q.mean))).sum(-1)
     bound = collapsed.per_feature.sum() - kl.sum()
     share = (bound / len(x)).expand(len(x))
-    return bound, {"bound": share, "kl": kl, "fit": share + kl}
+    return bound, {"bound": share, "kl": kl}
 
 
-class GPLVMFamily:
-    """Bayesian GP-LVM: build / loss / bound / score / sample / encode for the generic machinery."""
+class GPLVMFamily(Family):
+    """Bayesian GP-LVM: build / loss / validate / score / sample / encode for the generic machinery."""
 
-    bound_name = "ELBO"
+    metric_names = ("bound", "kl")
+    validation_names = ("elbo",)
+    bound_name = "elbo"
+    log_density_names = frozenset({"bound", "elbo"})
+
+    @property
+    def bound_label(self) -> str:
+        return "ELBO"
 
     def __init__(self, config: GPLVMConfig, initial_mean: torch.Tensor | None = None):
         self.config = config
@@ -65,13 +83,23 @@ class GPLVMFamily:
     def build(self, data: DataDescription) -> nn.Module:
         c = self.config
         decoder = SparseGPDecoder(c.latent_dim, data.n_features, c.inducing, c.kernel, c.hidden)
+        with torch.no_grad():  # spread over the prior: inducing inputs all at 0 would never part
+            decoder.inducing.normal_()
         if self.initial_mean is None:
             return decoder
         return TrainingLatents(decoder.to(self.initial_mean.dtype), self.initial_mean)
 
     def loss(self, module: nn.Module, x: torch.Tensor, progress: Progress):
-        bound, metrics = training_bound(module, x)
+        bound, metrics = training_bound(module, x.to(decoder_of(module).inducing.dtype))
         return -metrics["bound"], metrics
+
+    def validate(self, module: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        decoder = decoder_of(module)
+        x0, observed = holes(x.to(decoder.inducing.dtype))
+        q = decoder.encode(x.to(x0.dtype))
+        if q is None:
+            return {"elbo": self.infer(module, x, k=self.config.inference_draws).elbo}
+        return {"elbo": importance_weighted(decoder, x0, observed, q, self.config.inference_draws, self.config.seed).elbo}
 
     def infer(self, module: nn.Module, x: torch.Tensor, k: int, seed: int = 0) -> HeldOut:
         """Fit q(z*) of the rows x (holes as NaN) with the GP frozen, then K-draw figures."""
@@ -80,9 +108,6 @@ class GPLVMFamily:
         with torch.enable_grad():
             q = fit_posteriors(decoder, x0, observed, self.config.inference_steps, self.config.inference_draws, self.config.seed)
         return importance_weighted(decoder, x0, observed, q, k, seed)
-
-    def bound(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        return self.infer(module, x, k=self.config.inference_draws).elbo
 
     def score(self, module: nn.Module, x: torch.Tensor, k: int) -> tuple[torch.Tensor, str]:
         return self.infer(module, x, k).log_marginal, f"IWAE_{k}"
