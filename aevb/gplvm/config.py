@@ -25,9 +25,9 @@ class GPLVMConfig(TrainingConfig):
         default=32, metadata={"help": "GP-LVM: inducing points of the sparse GP."}
     )
     hidden: tuple[int, ...] = field(
-        default=(64, 64),
-        metadata={"help": "Hidden widths of the MLPs (GP-LVM: of the encoder x -> q(z), a back-constraint; "
-                  "hidden=() in Python trains free q(z) per row instead)."},
+        default=(),
+        metadata={"help": "GP-LVM: hidden widths of an encoder x -> q(z) (a back-constraint, trained by the "
+                  "generic loop with validation and checkpoints); empty (the default): free q(z) per row, all rows at once."},
     )
     # The collapsed bound couples all rows through q(u): a step takes them all (a batch of the whole set).
     epochs: int = field(default=2000, metadata={"help": "Full-batch optimizer steps on the GP-LVM bound."})
