@@ -3,10 +3,11 @@
 from .config import VAEConfig
 from .data import loaders as datasets
 from .errors import AevbError, AevbWarning
+from .gplvm.estimator import GPLVM
 from .linear.estimators import PPCA, FactorAnalysis
 from .store.load import load
 from .tables.estimator import TabularVAE
 from .vae.estimator import VAE
 from .version import __version__
 
-__all__ = ["VAE", "TabularVAE", "PPCA", "FactorAnalysis", "VAEConfig", "AevbError", "AevbWarning", "load", "datasets", "__version__"]
+__all__ = ["VAE", "GPLVM", "TabularVAE", "PPCA", "FactorAnalysis", "VAEConfig", "AevbError", "AevbWarning", "load", "datasets", "__version__"]

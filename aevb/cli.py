@@ -153,7 +153,8 @@ def cli():
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 @click.option(
     "--model", "model_name", type=click.Choice(list(ESTIMATORS)), default="vae", show_default=True,
-    help="vae: variational autoencoder; ppca: probabilistic PCA (closed form); fa: factor analysis (EM).",
+    help="vae: variational autoencoder; ppca: probabilistic PCA (closed form); fa: factor analysis (EM); "
+    "gplvm: Bayesian GP-LVM (small data).",
 )
 @click.option("--table", is_flag=True, help="Model SOURCE (.csv) as a table of mixed column types, even if all numeric.")
 @config_options
