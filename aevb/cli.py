@@ -23,6 +23,8 @@ import torch
 from .config import LinearConfig, TableConfig, VAEConfig
 from .data import loaders as data
 from .data.images import save_grid
+from .diffusion.config import DiffusionConfig
+from .diffusion.estimator import Diffusion, format_evaluation as format_diffusion_evaluation
 from .errors import AevbError, TrainingInterrupted, TrainingStopped
 from .estimator import VAE
 from .registry import ESTIMATORS
@@ -47,7 +49,7 @@ def _parse_names(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
-OPTION_CLASSES = (VAEConfig, LinearConfig, TableConfig)
+OPTION_CLASSES = (VAEConfig, LinearConfig, TableConfig, DiffusionConfig)
 TABLE_ONLY_OPTIONS = {f.name for f in dataclasses.fields(TableConfig)} - {f.name for f in dataclasses.fields(VAEConfig)}
 
 
@@ -140,7 +142,8 @@ def cli():
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 @click.option(
     "--model", "model_name", type=click.Choice(list(ESTIMATORS)), default="vae", show_default=True,
-    help="vae: variational autoencoder; ppca: probabilistic PCA (closed form); fa: factor analysis (EM).",
+    help="vae: variational autoencoder; ppca: probabilistic PCA (closed form); fa: factor analysis (EM); "
+    "diffusion: variational diffusion model.",
 )
 @click.option("--table", is_flag=True, help="Model SOURCE (.csv) as a table of mixed column types, even if all numeric.")
 @config_options
@@ -179,7 +182,7 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
     if not distributed.launched():
         checkpoint.prepare_folder(out)  # before any training: a folder that cannot be written fails now
     started = time.perf_counter()
-    if isinstance(model, VAE):
+    if isinstance(model, (VAE, Diffusion)):
         try:
             model.fit(dataset, progress=False if quiet else None, run_dir=out, resume=resume is not None)
         except TrainingStopped as stopped:
@@ -200,6 +203,12 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
             f"fitted {type(model).__name__} to {shape[0]} rows x {shape[1]} features in "
             f"{time.perf_counter() - started:.1f}s; training log p(x) {model.score(dataset):.2f} nats/row; saved to {out}"
         ))
+    elif not quiet and isinstance(model, Diffusion):
+        click.echo(printable(
+            f"trained on {shape[0]} rows x {shape[1]} features in {time.perf_counter() - started:.1f}s "
+            f"({len(model.history_)} epochs, stopped by {model.stopped_because_}); best validation bound "
+            f"{model.history_[model.best_epoch_ - 1]['val_bound']:.2f} nats/row at epoch {model.best_epoch_}; saved to {out}"
+        ))
     elif not quiet:
         bound_name, bound = validation_bound(model.history_[model.best_epoch_ - 1])
         click.echo(printable(
@@ -216,12 +225,19 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
 @click.option("--png", type=click.Path(path_type=Path), default=None, help="Write an image grid (image data only).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--mean", is_flag=True, help="Decoder means E[x|z] instead of draws of x.")
-def sample(model_dir, n, out, png, seed, mean):
+@click.option("--steps", type=int, default=None, callback=_positive,
+              help="Diffusion models: steps of ancestral sampling [default: the model's sample_steps].")
+def sample(model_dir, n, out, png, seed, mean, steps):
     """Draw N new rows from a trained model."""
     if out is None and png is None:
         raise AevbError("say where the samples go: --out FILE.npy|.csv and/or --png FILE.png")
     model = load(model_dir)
-    rows = model.sample(n, seed=seed, mean=mean)
+    if isinstance(model, Diffusion):
+        rows = model.sample(n, seed=seed, mean=mean, steps=steps, progress=sys.stderr.isatty())
+    elif steps is not None:
+        raise AevbError("--steps applies to diffusion models only")
+    else:
+        rows = model.sample(n, seed=seed, mean=mean)
     if out is not None:
         _write_rows(rows, out)
     if png is not None:
@@ -249,6 +265,22 @@ def encode(model_dir, source, out, key):
     _write_array(latents, out, [f"z{i}" for i in range(latents.shape[1])])
 
 
+T_SAMPLES_OPTION = click.option(
+    "--t-samples", type=int, default=None, callback=_positive,
+    help=f"Diffusion models: draws of t per row in the bound (more draws, a smaller Monte-Carlo error) "
+    f"[default: {Diffusion.DEFAULT_T_SAMPLES}].",
+)
+
+
+def _draws(model, k: int, t_samples: int | None) -> int:
+    """The draws per row: --t-samples for a diffusion model, --k for the others."""
+    if isinstance(model, Diffusion):
+        return t_samples or Diffusion.DEFAULT_T_SAMPLES
+    if t_samples is not None:
+        raise AevbError("--t-samples applies to diffusion models only; use --k")
+    return k
+
+
 PROPOSAL_OPTION = click.option(
     "--proposal", type=click.Choice(["posterior", "prior"]), default="posterior", show_default=True,
     help="Where the importance samples of z come from: q(z|x) (the IWAE bound) or p(z) (naive Monte Carlo).",
@@ -261,15 +293,17 @@ PROPOSAL_OPTION = click.option(
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Per-row scores, .csv or .npy.")
 @click.option("--k", type=int, default=100, show_default=True, callback=_positive, help="Importance samples per row.")
 @PROPOSAL_OPTION
+@T_SAMPLES_OPTION
 @click.option("--key", default=None, help="Array to use from a .npz file with several.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def score(model_dir, source, out, k, proposal, key, seed):
+def score(model_dir, source, out, k, proposal, t_samples, key, seed):
     """Per-row log p(x) estimate (nats), ELBO and its terms, for anomaly scores.
 
     A .npy SOURCE is read memory-mapped and scored in chunks, each written as it
     is done: any number of rows in bounded memory. Under torchrun the ranks share
     the chunks out; the scores are those of one process."""
     model = load(model_dir)
+    k = _draws(model, k, t_samples)
     if isinstance(model, TabularVAE):
         columns = model.row_scores(model.read_data(source, key), k=k, seed=seed, proposal=proposal)
         _write_array(np.column_stack(list(columns.values())), out, list(columns))
@@ -320,10 +354,11 @@ def impute(model_dir, source, out, k, multiple, seed):
 @click.argument("source")
 @click.option("--k", type=int, default=1000, show_default=True, callback=_positive, help="Importance samples per row.")
 @PROPOSAL_OPTION
+@T_SAMPLES_OPTION
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write the figures as JSON.")
 @click.option("--key", default=None, help="Array to use from a .npz file with several.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def evaluate(model_dir, source, k, proposal, json_path, key, seed):
+def evaluate(model_dir, source, k, proposal, t_samples, json_path, key, seed):
     """Held-out ELBO, its terms, and the K-sample log p(x) estimate, in nats and bits/dim
     (and the exact log p(x) of linear-Gaussian models).
 
@@ -331,14 +366,17 @@ def evaluate(model_dir, source, k, proposal, json_path, key, seed):
     number of rows in bounded memory. Under torchrun the ranks share the chunks out;
     the figures are those of one process."""
     model = load(model_dir)
+    k = _draws(model, k, t_samples)
     if isinstance(model, TabularVAE):
         figures = model.evaluate(model.read_data(source, key), k=k, seed=seed, proposal=proposal)
+    elif isinstance(model, Diffusion):
+        figures = model.evaluate(_numeric_rows(model, source, key), k=k, seed=seed)
     else:
         rows = _numeric_rows(model, source, key)
         figures = streaming.evaluate_rows(model, rows, source, k, seed, proposal, _group())
     if not distributed.current().is_main:
         return
-    click.echo(format_evaluation(figures))
+    click.echo(format_diffusion_evaluation(figures) if isinstance(model, Diffusion) else format_evaluation(figures))
     if json_path is not None:
         try:
             json_path.write_text(json.dumps(figures, indent=2) + "\n")

@@ -38,9 +38,10 @@ from .model import DiffusionModel, alpha_sigma
 
 @dataclass
 class BoundTerms:
-    """Per-row terms (B,) of the negative bound, in nats of the model's data, each averaged over
-    the Monte-Carlo draws; ``std_error`` is the standard error of their sum over those draws
-    (NaN with a single draw)."""
+    """Per-row terms (B,) of the bound, in nats of the model's data, each averaged over the
+    Monte-Carlo draws: the losses ``diffusion`` and ``prior``, and ``reconstruction`` =
+    E_q log p(x | z_0), a log-likelihood like the VAE's; ``std_error`` is the standard error
+    of the bound over those draws (NaN with a single draw)."""
 
     diffusion: torch.Tensor
     prior: torch.Tensor
@@ -49,8 +50,8 @@ class BoundTerms:
 
     @property
     def bound(self) -> torch.Tensor:
-        """The bound on log p(x) (B,), higher is better."""
-        return -(self.diffusion + self.prior + self.reconstruction)
+        """The bound on log p(x) (B,), higher is better: reconstruction - prior - diffusion."""
+        return self.reconstruction - self.prior - self.diffusion
 
 
 def antithetic_times(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, dim: int = 0) -> torch.Tensor:
@@ -131,4 +132,4 @@ def negative_bound(model: DiffusionModel, y: torch.Tensor, t_samples: int = 1, s
     reconstruction = torch.stack([reconstruction_loss(model, x) for _ in times])  # (K, B)
     draws = diffusion + reconstruction
     std_error = draws.std(0) / math.sqrt(t_samples) if t_samples > 1 else torch.full_like(draws[0], math.nan)
-    return BoundTerms(diffusion.mean(0), prior_loss(model, x), reconstruction.mean(0), std_error)
+    return BoundTerms(diffusion.mean(0), prior_loss(model, x), -reconstruction.mean(0), std_error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
 
@@ -39,6 +40,8 @@ class Diffusion(LatentModelEstimator):
     """
 
     config_class = DiffusionConfig
+    #: Draws of t per row in score, score_samples and evaluate unless told otherwise.
+    DEFAULT_T_SAMPLES = 16
 
     def _family(self, pre: Preprocessor) -> DiffusionFamily:
         return DiffusionFamily(self.config, pre)
@@ -86,10 +89,11 @@ class Diffusion(LatentModelEstimator):
             y = self._family(self.preprocessor_).sample(self.model_, n, steps, progress)
         return self.preprocessor_.from_model(y, mean=False).double().numpy()
 
-    def bound_samples(self, X, t_samples: int = 16, seed: int = 0) -> dict[str, np.ndarray]:
+    def bound_samples(self, X, t_samples: int = DEFAULT_T_SAMPLES, seed: int = 0) -> dict[str, np.ndarray]:
         """Per row (n,): the ``bound`` on log p(x) in nats of the user's data, its Monte-Carlo
-        ``std_error`` over the ``t_samples`` draws of t, and its terms ``diffusion``, ``prior``,
-        ``reconstruction`` (nats; the reconstruction includes the Jacobian)."""
+        ``std_error`` over the ``t_samples`` draws of t, and its terms: the losses ``diffusion`` and
+        ``prior``, and ``reconstruction`` E_q log p(x | z_0) (in the user's units, like the bound):
+        bound = reconstruction - prior - diffusion."""
         t_samples = _check_positive_int(t_samples, "t_samples")
 
         def compute(y):
@@ -99,17 +103,17 @@ class Diffusion(LatentModelEstimator):
         bound, std_error, diffusion, prior, reconstruction = self._per_row(X, seed, compute)
         log_det = self.preprocessor_.log_abs_det_jacobian()
         return {"bound": bound + log_det, "std_error": std_error, "diffusion": diffusion, "prior": prior,
-                "reconstruction": reconstruction - log_det}
+                "reconstruction": reconstruction + log_det}
 
-    def score_samples(self, X, t_samples: int = 16, seed: int = 0) -> np.ndarray:
+    def score_samples(self, X, t_samples: int = DEFAULT_T_SAMPLES, seed: int = 0) -> np.ndarray:
         """Per-row bound on log p(x) in nats, shape (n,), averaged over ``t_samples`` draws of t."""
         return self.bound_samples(X, t_samples, seed)["bound"]
 
-    def score(self, X, t_samples: int = 16, seed: int = 0) -> float:
+    def score(self, X, t_samples: int = DEFAULT_T_SAMPLES, seed: int = 0) -> float:
         """Mean per-row bound on log p(x), in nats (higher is better)."""
         return float(self.score_samples(X, t_samples, seed).mean())
 
-    def row_scores(self, X, k: int = 100, seed: int = 0, proposal: str = "posterior") -> dict[str, np.ndarray]:
+    def row_scores(self, X, k: int = DEFAULT_T_SAMPLES, seed: int = 0, proposal: str = "posterior") -> dict[str, np.ndarray]:
         """Per row: ``log_likelihood`` (the bound, k draws of t), its ``std_error``, ``bits_per_dim`` and
         the bound's terms; ``proposal`` does not apply (there is no importance sampling)."""
         terms = self.bound_samples(X, k, seed)
@@ -122,7 +126,7 @@ class Diffusion(LatentModelEstimator):
             "reconstruction": terms["reconstruction"],
         }
 
-    def evaluate(self, X, k: int = 100, seed: int = 0, proposal: str = "posterior") -> dict:
+    def evaluate(self, X, k: int = DEFAULT_T_SAMPLES, seed: int = 0, proposal: str = "posterior") -> dict:
         """Means over rows of the bound and its terms (nats per row, bits/dim), the standard error of
         the mean over rows, and the mean Monte-Carlo standard error of a row's bound at k draws of t."""
         self._check_fitted()
@@ -144,9 +148,27 @@ class Diffusion(LatentModelEstimator):
         return False
 
 
-def _write_metrics(path: Path, history: list[dict]) -> None:
-    import csv
+def format_evaluation(figures: dict) -> str:
+    """The figures of :meth:`Diffusion.evaluate` as the lines ``aevb evaluate`` prints."""
+    per_dim = figures["n_features"] * LN2
+    bound = " (bound on the discrete log-probability)" if figures["data"] in ("levels", "binary") else ""
+    lines = [
+        f"rows: {figures['n_rows']}, features: {figures['n_features']}, data: {figures['data']}{bound}",
+        f"{'':32}{'nats/row':>12}{'bits/dim':>10}",
+        f"{'variational bound on log p(x)':32}{figures['bound']:12.3f}{-figures['bound'] / per_dim:10.4f}",
+    ]
+    for label, key, sign in [("  reconstruction log p(x|z_0)", "reconstruction", -1),
+                             ("  prior KL(q(z_1|x) || p(z_1))", "prior", 1), ("  diffusion loss", "diffusion", 1)]:
+        lines.append(f"{label:32}{figures[key]:12.3f}{sign * figures[key] / per_dim:10.4f}")
+    lines.append(f"draws of t per row: {figures['t_samples']}")
+    if figures["monte_carlo_std_error"] is not None:
+        lines.append(f"Monte-Carlo standard error of the mean bound: {figures['monte_carlo_std_error']:.3f} nats/row")
+    if figures["std_error_over_rows"] is not None:
+        lines.append(f"standard error of the mean over rows: {figures['std_error_over_rows']:.3f} nats/row")
+    return "\n".join(lines)
 
+
+def _write_metrics(path: Path, history: list[dict]) -> None:
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(history[0]))
         writer.writeheader()

@@ -33,9 +33,20 @@ def level_grid(pre: Preprocessor) -> tuple[torch.Tensor, torch.Tensor, int] | No
 
 
 class DiffusionFamily:
-    """A continuous-time variational diffusion model on rows (VDM), for the generic machinery."""
+    """A continuous-time variational diffusion model on rows (VDM), for the generic machinery.
 
+    Metrics (training and validation), per row: ``bound`` on log p(x) = ``reconstruction``
+    (E_q log p(x | z_0)) - ``prior`` (KL(q(z_1 | x) || p(z_1))) - ``diffusion`` (the diffusion
+    loss); the bound and the reconstruction are log-densities of x (the machinery adds the
+    preprocessor's log-Jacobian), the other two are in nats of the model's data.
+    """
+
+    metric_names = ("bound", "diffusion", "prior", "reconstruction")
+    validation_names = metric_names
     bound_name = "bound"
+    bound_label = "bound"
+    log_density_names = frozenset({"bound", "reconstruction"})
+    warmup_epochs = 0.0
 
     def __init__(self, config: DiffusionConfig, preprocessor: Preprocessor):
         self.config = config
@@ -52,7 +63,7 @@ class DiffusionFamily:
             decoder, octaves = DiscreteDecoder(first, spacing, n_levels), config.fourier_octaves
             # sigma_0 well inside a level's cell: the decoder then reads the level off z_0 almost surely,
             # and the diffusion need not start at a lower noise level than that.
-            gamma_0 = 2 * math.log(float(spacing.min()) / 6)
+            gamma_0 = 2 * math.log(1 / max(self.preprocessor.scale) / 6)  # (python floats: building may be on the meta device)
         gamma_0 = gamma_0 if config.gamma_min is None else config.gamma_min
         if not gamma_0 < config.gamma_max:
             raise AevbError(f"gamma_max ({config.gamma_max}) must exceed gamma(0) at the start ({gamma_0:.2f})")
@@ -61,22 +72,24 @@ class DiffusionFamily:
         return DiffusionModel(schedule, denoiser, decoder, data.n_features)
 
     def loss(self, module: DiffusionModel, x: torch.Tensor, progress: Progress | None = None):
-        """The negative bound per row with one antithetic t per row across the batch; the
-        schedule's shape learns from the variance of the diffusion term."""
+        """The negative bound per row, one antithetic t per row across the batch; the schedule's
+        shape learns from the variance of the diffusion term instead (:class:`MonotoneSchedule`)."""
         clean = module.data(x)
         variance: dict = {}
         t = antithetic_times((len(clean),), clean.dtype, clean.device)
         diffusion = diffusion_loss(module, clean, t, variance=variance)
         prior, reconstruction = prior_loss(module, clean), reconstruction_loss(module, clean)
-        return diffusion + prior + reconstruction, {
-            "diffusion": diffusion.detach(), "prior": prior.detach(), "reconstruction": reconstruction.detach(),
-        }
+        loss = diffusion + prior + reconstruction
+        return loss, {"bound": -loss, "diffusion": diffusion, "prior": prior, "reconstruction": -reconstruction}
 
-    def bound(self, module: DiffusionModel, x: torch.Tensor) -> torch.Tensor:
-        return negative_bound(module, x, self.config.t_samples).bound
+    def validate(self, module: DiffusionModel, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The bound and its terms on held-out rows, each the mean of ``t_samples`` draws of t."""
+        terms = negative_bound(module, x, self.config.t_samples)
+        return {"bound": terms.bound, "diffusion": terms.diffusion, "prior": terms.prior,
+                "reconstruction": terms.reconstruction}
 
     def score(self, module: DiffusionModel, x: torch.Tensor, k: int) -> tuple[torch.Tensor, str]:
-        return negative_bound(module, x, k).bound, "bound"
+        return negative_bound(module, x, k).bound, f"bound (t_samples={k})"
 
     def sample(self, module: DiffusionModel, n: int, steps: int | None = None, progress: bool = False) -> torch.Tensor:
         return sample(module, n, steps or self.config.sample_steps, progress)

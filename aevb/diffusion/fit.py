@@ -26,14 +26,17 @@ VALIDATION_ROWS = 1024
 
 
 @torch.no_grad()
-def validation_bound(family: DiffusionFamily, module, pre: Preprocessor, rows: torch.Tensor, seed: int) -> float:
-    """Mean held-out bound per row (model space), with the same draws every epoch (common random numbers)."""
+def validation_metrics(family: DiffusionFamily, module, pre: Preprocessor, rows: torch.Tensor, seed: int) -> dict[str, float]:
+    """Means over held-out rows of :meth:`DiffusionFamily.validate`, the bound in the user's units,
+    with the same draws every epoch (common random numbers)."""
     module.eval()
-    total = 0.0
+    sums = dict.fromkeys(family.validation_names, 0.0)
     with seeded_draws(seed) as generator:
         for batch in rows.split(VALIDATION_ROWS):
-            total += float(family.bound(module, pre.to_model(batch, generator)).sum())
-    return total / len(rows)
+            for name, values in family.validate(module, pre.to_model(batch, generator)).items():
+                sums[name] += float(values.sum())
+    return {name: total / len(rows) + (pre.log_abs_det_jacobian() if name in family.log_density_names else 0.0)
+            for name, total in sums.items()}
 
 
 def train(family: DiffusionFamily, module, pre: Preprocessor, train_x: torch.Tensor, val_x: torch.Tensor,
@@ -80,14 +83,18 @@ def _train(family, module, pre, train_x, val_x, config, progress) -> TrainingRes
                 torch.nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
             optimizer.step()
             seen += len(rows)
-            for name, values in {"loss": loss.detach() * len(rows), **{k: v.sum() for k, v in terms.items()}}.items():
-                sums[name] = sums.get(name, 0.0) + float(values)
+            for name, values in terms.items():
+                sums[name] = sums.get(name, 0.0) + float(values.detach().sum())
             if config.max_time is not None and time.perf_counter() - started > config.max_time:
                 out_of_time = True
                 break
-        val = validation_bound(family, module, pre, val_x, config.seed)
+        validation = validation_metrics(family, module, pre, val_x, config.seed)
+        log_det = pre.log_abs_det_jacobian()
+        train_means = {name: total / max(seen, 1) + (log_det if name in family.log_density_names else 0.0)
+                       for name, total in sums.items()}
         row = {"epoch": epoch, "seconds": time.perf_counter() - started,
-               **{f"train_{k}": v / max(seen, 1) for k, v in sums.items()}, "val_bound": val}
+               **{f"train_{k}": v for k, v in train_means.items()}, **{f"val_{k}": v for k, v in validation.items()}}
+        val = validation[family.bound_name]
         history.append(row)
         epochs.set_postfix(val_bound=f"{val:.3f}")
         if val > best:
