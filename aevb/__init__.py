@@ -4,10 +4,10 @@ from .config import VAEConfig
 from .data import loaders as datasets
 from .diffusion.estimator import Diffusion
 from .errors import AevbError
-from .estimator import VAE
 from .linear.estimators import PPCA, FactorAnalysis
 from .store.load import load
 from .tables.estimator import TabularVAE
+from .vae.estimator import VAE
 from .version import __version__
 
 __all__ = ["VAE", "Diffusion", "TabularVAE", "PPCA", "FactorAnalysis", "VAEConfig", "AevbError", "load", "datasets", "__version__"]

@@ -26,14 +26,13 @@ from .data.images import save_grid
 from .diffusion.config import DiffusionConfig
 from .diffusion.estimator import Diffusion, format_evaluation as format_diffusion_evaluation
 from .errors import AevbError, TrainingInterrupted, TrainingStopped
-from .estimator import VAE
 from .registry import ESTIMATORS
 from .scale import distributed, streaming
 from .store.load import load
 from .tables.estimator import TabularVAE
 from .tables.io import is_table_file, read_table, write_table
 from .train import checkpoint
-from .train.loop import validation_bound
+from .vae.estimator import VAE
 
 EXIT_USAGE = 2
 
@@ -157,7 +156,7 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
         raise AevbError("say where the model goes: --out FOLDER (or --resume FOLDER to continue a run)")
     if out is not None and resume is not None and out.resolve() != resume.resolve():
         raise AevbError("--resume continues the run in its own folder; drop --out or give the same folder")
-    if resume is not None and model_name != "vae":
+    if resume is not None and model_name not in ("vae", "diffusion"):
         raise AevbError(f"--resume continues a VAE run; --model {model_name} fits in one go")
     if resume is None and checkpoint.unfinished_run(out):
         raise AevbError(
@@ -178,7 +177,7 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
         if not quiet:
             click.echo(printable(model.infer_schema(dataset).summary()))
     else:
-        dataset = data.load(source, key, memory_map=model_name == "vae")
+        dataset = data.load(source, key, memory_map=model_name in ("vae", "diffusion"))
     if not distributed.launched():
         checkpoint.prepare_folder(out)  # before any training: a folder that cannot be written fails now
     started = time.perf_counter()
@@ -198,19 +197,13 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
         return
     model.save(out)
     shape = dataset.shape if table else dataset.values.shape
-    if not quiet and not isinstance(model, VAE):
+    if not quiet and not isinstance(model, (VAE, Diffusion)):
         click.echo(printable(
             f"fitted {type(model).__name__} to {shape[0]} rows x {shape[1]} features in "
             f"{time.perf_counter() - started:.1f}s; training log p(x) {model.score(dataset):.2f} nats/row; saved to {out}"
         ))
-    elif not quiet and isinstance(model, Diffusion):
-        click.echo(printable(
-            f"trained on {shape[0]} rows x {shape[1]} features in {time.perf_counter() - started:.1f}s "
-            f"({len(model.history_)} epochs, stopped by {model.stopped_because_}); best validation bound "
-            f"{model.history_[model.best_epoch_ - 1]['val_bound']:.2f} nats/row at epoch {model.best_epoch_}; saved to {out}"
-        ))
     elif not quiet:
-        bound_name, bound = validation_bound(model.history_[model.best_epoch_ - 1])
+        bound_name, bound = model.validation_bound()
         click.echo(printable(
             f"trained on {shape[0]} rows x {shape[1]} {'columns' if table else 'features'} in "
             f"{time.perf_counter() - started:.1f}s ({len(model.history_)} epochs, stopped by {model.stopped_because_}); "

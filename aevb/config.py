@@ -1,8 +1,9 @@
-"""The defaults of a VAE, in one dataclass.
+"""The options of each model, one dataclass per family.
 
 The same fields are the keyword arguments of :class:`aevb.VAE`, the options of
 ``aevb fit`` and the ``"model"`` block of a saved ``config.json``, so a choice
-is declared once, here, with its meaning.
+is declared once, here, with its meaning. :class:`TrainingConfig` holds how any
+family is trained; a trained family's options dataclass extends it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ def _require_positive_ints(config, names: list[str]) -> None:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise AevbError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _require_choices(config, choices: list) -> None:
+    for name, kind in choices:
+        if getattr(config, name) not in get_args(kind):
+            raise AevbError(f"{name} must be one of {', '.join(get_args(kind))}, got {getattr(config, name)!r}")
 
 
 class Options:
@@ -53,7 +60,81 @@ Precision = Literal["float32", "bf16"]
 
 
 @dataclass
-class VAEConfig(Options):
+class TrainingConfig(Options):
+    """How any family is trained by the generic loop (:mod:`aevb.train.loop`): the fields every
+    family's options dataclass inherits, whatever the model."""
+
+    epochs: int = field(default=500, metadata={"help": "Maximum number of passes over the data."})
+    batch_size: int = field(default=128, metadata={"help": "Rows per gradient step."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Adam step size."})
+    weight_decay: float = field(default=0.0, metadata={"help": "Adam's L2 penalty on weights."})
+    validation_fraction: float = field(
+        default=0.1, metadata={"help": "Share of rows held out for early stopping."}
+    )
+    patience: int = field(
+        default=30,
+        metadata={"help": "Stop after this many epochs without a better validation bound (the model's: "
+                  "a VAE's ELBO, IWAE under --objective iwae)."},
+    )
+    max_time: float | None = field(
+        default=None, metadata={"help": "Wall-clock cap on training, in seconds."}
+    )
+    grad_clip: float | None = field(
+        default=None,
+        metadata={"help": "Rescale each gradient to at most this total norm (off by default); tames divergence."},
+    )
+    checkpoint_every: float = field(
+        default=300.0,
+        metadata={
+            "help": "Seconds between mid-epoch checkpoints in the run folder "
+            "(one is also written after every epoch)."
+        },
+    )
+    in_memory_mib: float = field(
+        default=512.0,
+        metadata={
+            "help": "Largest float32 copy of the training rows, in MiB, held in memory; above it a "
+            "memory-mapped .npy is read in shuffled chunks (a block shuffle)."
+        },
+    )
+    seed: int = field(default=0, metadata={"help": "Seed: the same seed and data give the same model."})
+    device: Device = field(
+        default="auto",
+        metadata={"help": "Where training computes: auto (a GPU when present), cpu, or cuda. "
+                  "Under torchrun each rank takes the GPU of its LOCAL_RANK."},
+    )
+    precision: Precision = field(
+        default="float32", metadata={"help": "float32, or bf16 autocast of the networks (GPUs only)."}
+    )
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        _require_positive_ints(self, ["epochs", "batch_size", "patience"])
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise AevbError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise AevbError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 < self.validation_fraction < 1:
+            raise AevbError(
+                f"validation_fraction must lie strictly between 0 and 1, got {self.validation_fraction!r}"
+            )
+        if self.grad_clip is not None and not (self.grad_clip > 0 and math.isfinite(self.grad_clip)):
+            raise AevbError(f"grad_clip must be a positive number, got {self.grad_clip!r}")
+        if not (self.checkpoint_every > 0 and not math.isnan(self.checkpoint_every)):
+            raise AevbError(f"checkpoint_every must be a positive number of seconds, got {self.checkpoint_every!r}")
+        if not (self.in_memory_mib >= 0 and not math.isnan(self.in_memory_mib)):
+            raise AevbError(f"in_memory_mib must be a number of MiB >= 0, got {self.in_memory_mib!r}")
+        if self.max_time is not None and not self.max_time > 0:
+            raise AevbError(f"max_time must be a positive number of seconds, got {self.max_time!r}")
+        _require_choices(self, [("device", Device), ("precision", Precision)])
+
+
+@dataclass
+class VAEConfig(TrainingConfig):
+    """A VAE's options: the model and its training objective, plus the training fields."""
+
     latent_dim: int = field(default=16, metadata={"help": "Size of the latent code z."})
     hidden: tuple[int, ...] = field(
         default=(256, 256),
@@ -113,48 +194,8 @@ class VAEConfig(Options):
                   "sum_i max(KL_i, free_bits), per dimension where the KL splits so, else for the whole "
                   "latent vector (objective elbo only)."},
     )
-    epochs: int = field(default=500, metadata={"help": "Maximum number of passes over the data."})
-    batch_size: int = field(default=128, metadata={"help": "Rows per gradient step."})
-    learning_rate: float = field(default=1e-3, metadata={"help": "Adam step size."})
-    weight_decay: float = field(default=0.0, metadata={"help": "Adam's L2 penalty on weights."})
     mc_samples: int = field(
         default=1, metadata={"help": "Monte-Carlo samples L of z per row in the training ELBO."}
-    )
-    validation_fraction: float = field(
-        default=0.1, metadata={"help": "Share of rows held out for early stopping."}
-    )
-    patience: int = field(
-        default=30, metadata={"help": "Stop after this many epochs without a better validation bound (ELBO; IWAE under --objective iwae)."}
-    )
-    max_time: float | None = field(
-        default=None, metadata={"help": "Wall-clock cap on training, in seconds."}
-    )
-    grad_clip: float | None = field(
-        default=None,
-        metadata={"help": "Rescale each gradient to at most this total norm (off by default); tames divergence."},
-    )
-    checkpoint_every: float = field(
-        default=300.0,
-        metadata={
-            "help": "Seconds between mid-epoch checkpoints in the run folder "
-            "(one is also written after every epoch)."
-        },
-    )
-    in_memory_mib: float = field(
-        default=512.0,
-        metadata={
-            "help": "Largest float32 copy of the training rows, in MiB, held in memory; above it a "
-            "memory-mapped .npy is read in shuffled chunks (a block shuffle)."
-        },
-    )
-    seed: int = field(default=0, metadata={"help": "Seed: the same seed and data give the same model."})
-    device: Device = field(
-        default="auto",
-        metadata={"help": "Where training computes: auto (a GPU when present), cpu, or cuda. "
-                  "Under torchrun each rank takes the GPU of its LOCAL_RANK."},
-    )
-    precision: Precision = field(
-        default="float32", metadata={"help": "float32, or bf16 autocast of the networks (GPUs only)."}
     )
 
     def __post_init__(self) -> None:
@@ -162,43 +203,19 @@ class VAEConfig(Options):
         self.validate()
 
     def validate(self) -> None:
-        _require_positive_ints(
-            self,
-            ["latent_dim", "epochs", "batch_size", "mc_samples", "patience", "flow_layers", "prior_components", "k"],
-        )
+        super().validate()
+        _require_positive_ints(self, ["latent_dim", "mc_samples", "flow_layers", "prior_components", "k"])
         if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in self.hidden):
             raise AevbError(f"hidden must be one or more positive integers, got {self.hidden!r}")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise AevbError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
-        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
-            raise AevbError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        if not 0 < self.validation_fraction < 1:
-            raise AevbError(
-                f"validation_fraction must lie strictly between 0 and 1, got {self.validation_fraction!r}"
-            )
         if not (self.beta > 0 and math.isfinite(self.beta)):
             raise AevbError(f"beta must be a positive number, got {self.beta!r}")
         for name in ("kl_warmup", "free_bits"):
             if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
                 raise AevbError(f"{name} must be a number >= 0, got {getattr(self, name)!r}")
-        if self.grad_clip is not None and not (self.grad_clip > 0 and math.isfinite(self.grad_clip)):
-            raise AevbError(f"grad_clip must be a positive number, got {self.grad_clip!r}")
-        if not (self.checkpoint_every > 0 and not math.isnan(self.checkpoint_every)):
-            raise AevbError(f"checkpoint_every must be a positive number of seconds, got {self.checkpoint_every!r}")
-        if not (self.in_memory_mib >= 0 and not math.isnan(self.in_memory_mib)):
-            raise AevbError(f"in_memory_mib must be a number of MiB >= 0, got {self.in_memory_mib!r}")
-        if self.max_time is not None and not self.max_time > 0:
-            raise AevbError(f"max_time must be a positive number of seconds, got {self.max_time!r}")
-        choices = [
+        _require_choices(self, [
             ("likelihood", Likelihood), ("decoder_scale", DecoderScale), ("decoder", Decoder),
             ("posterior", Posterior), ("prior", Prior), ("objective", Objective),
-            ("device", Device), ("precision", Precision),
-        ]
-        for name, kind in choices:
-            if getattr(self, name) not in get_args(kind):
-                raise AevbError(
-                    f"{name} must be one of {', '.join(get_args(kind))}, got {getattr(self, name)!r}"
-                )
+        ])
         if self.free_bits > 0 and self.objective != "elbo":
             raise AevbError("free_bits works with objective elbo only; use kl_warmup or beta with iwae")
 

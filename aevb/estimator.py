@@ -1,4 +1,11 @@
-"""The scikit-learn-style facade: ``VAE(...).fit(X)``, then sample, transform, score."""
+"""The scikit-learn-style facade: ``VAE(...).fit(X)``, then sample, transform, score.
+
+:class:`Estimator` is what every family's estimator shares: options, the generic ``fit``
+(split, preprocess, build the family's module, train it with :func:`aevb.train.loop.train`),
+``sample``, ``score`` and ``save``. :class:`LatentModelEstimator` adds what a model with a
+latent code p(z) p(x|z) and a posterior q(z|x) offers (importance sampling, ``transform``,
+the ELBO's terms, ``evaluate``).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +15,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from .config import VAEConfig
+from .config import TrainingConfig
 from .core import evaluation
+from .core.family import DataDescription, Family
 from .core.noise import global_seed, kept_generators, seeded_draws
 from .core.objectives import elbo, importance_sampling
 from .data.loaders import Dataset, validated
@@ -20,8 +28,7 @@ from .errors import AevbError, TrainingStopped
 from .scale import chunked, devices, distributed, streaming
 from .store.persistence import save as save_model
 from .train.checkpoint import Checkpoints, fingerprint
-from .train.loop import TrainingResult, train
-from .vae.model import LatentVariableModel, build_vae
+from .train.loop import TrainingResult, train, validation_bound
 
 # Floats held at once by the importance-sampling evaluation (rows x draws x width): ~32 MB.
 EVAL_BUDGET = 2**23
@@ -55,15 +62,18 @@ def _check_positive_int(value, name: str) -> int:
     return int(value)
 
 
-class LatentModelEstimator:
-    """What every fitted latent-variable model offers, in scikit-learn's dialect.
+class Estimator:
+    """What every model family's estimator offers, in scikit-learn's dialect.
 
-    A subclass names its ``config_class`` and implements ``fit`` and
-    ``_make_model``; everything here works from the fitted ``model_`` (a
-    :class:`~aevb.model.LatentVariableModel`) and ``preprocessor_``.
+    A family's estimator names its options dataclass ``config_class`` (fields of
+    :class:`aevb.config.TrainingConfig` plus its own) and its ``family_class`` (a
+    :class:`aevb.core.family.Family` built from those options); ``fit``, ``sample``,
+    ``score`` and ``save`` then work from the fitted ``model_`` (the module the family
+    built) and ``preprocessor_``.
     """
 
-    config_class: type = VAEConfig
+    config_class: type = TrainingConfig
+    family_class: type | None = None
     preprocessor_class: type = Preprocessor
     dtype = torch.float32
 
@@ -78,14 +88,22 @@ class LatentModelEstimator:
         changed = {k: v for k, v in self.config.to_dict().items() if v != defaults[k]}
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
-    def _make_model(self, n_features: int, pre: Preprocessor) -> LatentVariableModel:
-        raise NotImplementedError
+    @property
+    def family(self) -> Family:
+        """The family these options describe (it holds no weights)."""
+        return self.family_class(self.config)
+
+    def _make_model(self, n_features: int, pre: Preprocessor, image_shape=None) -> torch.nn.Module:
+        description = DataDescription(
+            n_features, tuple(image_shape) if image_shape else None, pre.likelihood, getattr(pre, "schema", None)
+        )
+        return self.family.build(description)
 
     def _build(self, n_features: int, pre: Preprocessor, image_shape) -> None:
         self.preprocessor_ = pre
         self.n_features_in_ = n_features
         self.image_shape_ = tuple(image_shape) if image_shape else None
-        self.model_ = self._make_model(n_features, pre).to(self.dtype)
+        self.model_ = self._make_model(n_features, pre, image_shape).to(self.dtype)
         self.model_.eval()
 
     def _check_fitted(self) -> None:
@@ -102,7 +120,7 @@ class LatentModelEstimator:
     def _per_row(self, X, seed: int, compute) -> np.ndarray:
         """compute(y) on model-space batches of the rows of X; results (..., B) joined to (..., n).
 
-        Dequantization noise and the draws of z come from ``seed`` (:func:`seeded_draws`),
+        Dequantization noise and the family's draws come from ``seed`` (:func:`seeded_draws`),
         so a call is repeatable.
         """
         x = self._rows(X)
@@ -111,6 +129,131 @@ class LatentModelEstimator:
             for start in range(0, len(x), EVAL_ROWS):
                 parts.append(compute(self.preprocessor_.to_model(x[start : start + EVAL_ROWS], generator)))
         return torch.cat(parts, dim=-1).double().numpy()
+
+    # -- training ------------------------------------------------------------------
+
+    def _prepare(self, X) -> tuple[np.ndarray, Preprocessor, tuple | None]:
+        """The training rows (n, D), the preprocessor fitted to them and the image shape."""
+        image_shape = X.image_shape if isinstance(X, Dataset) else None
+        values = as_rows(X)
+        return values, Preprocessor.fit(values, getattr(self.config, "likelihood", "auto")), image_shape
+
+    def fit(
+        self,
+        X,
+        metrics_path: str | Path | None = None,
+        progress: bool | None = None,
+        run_dir: str | Path | None = None,
+        resume: bool = False,
+    ):
+        """Train on the rows of X (n, D); returns self.
+
+        A ``validation_fraction`` of the rows, chosen by the seed, is held out
+        for early stopping; the weights of the best validation bound (the one the
+        family names: a VAE's ELBO, or IWAE_k under ``objective="iwae"``) are kept.
+        With ``run_dir``, training writes ``metrics.csv`` and checkpoints
+        there, and ``resume=True`` continues the run from its last checkpoint
+        (same data, same options) to the same weights an uninterrupted run
+        reaches. If training stops early (:class:`aevb.errors.TrainingStopped`)
+        the estimator is still fitted, with the best weights so far.
+
+        A memory-mapped X (``aevb fit data.npy``) whose float32 training rows
+        would take more than ``in_memory_mib`` is not copied: training reads it
+        in shuffled chunks (a block shuffle, see :mod:`aevb.chunked`).
+        """
+        values, pre, image_shape = self._prepare(X)
+        if len(values) < 2:
+            raise AevbError(f"need at least 2 rows to train (one for validation), got {len(values)}")
+        config = self.config
+        order = np.random.default_rng(config.seed).permutation(len(values))
+        n_val = min(len(values) - 1, max(1, round(config.validation_fraction * len(values))))
+        val_rows, train_rows = order[:n_val], order[n_val:]
+        device = devices.resolve(config.device)
+        devices.check_precision(config.precision, device)
+        group = distributed.join(device)
+        checkpoints = None
+        if run_dir is not None:
+            checkpoints = Checkpoints(run_dir, config, fingerprint(values), resume, writer=group.is_main)
+            metrics_path = metrics_path or Path(run_dir) / "metrics.csv"
+        elif resume:
+            raise AevbError("resume=True needs the run_dir of the run to continue")
+        with kept_generators(device):
+            torch.manual_seed(global_seed(config.seed))  # train() seeds its own generator with config.seed
+            self._build(values.shape[1], pre, image_shape)
+            self.model_.to(device)
+            train_x, val_x = _training_rows(values, val_rows, train_rows, config)
+            del order, val_rows, train_rows  # not held through training
+            try:
+                result: TrainingResult = train(
+                    self.family,
+                    self.model_,
+                    pre,
+                    train_x,
+                    val_x,
+                    config,
+                    metrics_path=Path(metrics_path) if metrics_path and group.is_main else None,
+                    progress=progress,
+                    checkpoints=checkpoints,
+                    group=group,
+                )
+            except TrainingStopped as stopped:
+                self.model_.cpu()
+                self._set_result(stopped.result)
+                raise
+        self.model_.cpu()
+        self._set_result(result)
+        return self
+
+    def _set_result(self, result: TrainingResult) -> None:
+        self.history_ = result.history
+        self.best_epoch_ = result.best_epoch
+        self.stopped_because_ = result.stopped_because
+
+    def validation_bound(self) -> tuple[str, float]:
+        """The name and value of the best validation bound of the last ``fit``."""
+        self._check_fitted()
+        return validation_bound(self.family, self.history_[self.best_epoch_ - 1])
+
+    # -- using a fitted model --------------------------------------------------
+
+    @torch.no_grad()
+    def sample(self, n: int = 1, seed: int | None = None) -> np.ndarray:
+        """n new rows (n, D) in the user's units, drawn from the model."""
+        self._check_fitted()
+        n = _check_positive_int(n, "the number of samples")
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            y = self.family.sample(self.model_, n)
+        return self.preprocessor_.from_model(y).double().numpy()
+
+    def score_samples(self, X, k: int = 100, seed: int = 0) -> np.ndarray:
+        """Per-row log p(x) in nats, shape (n,): the family's estimate or bound with k draws."""
+        k = _check_positive_int(k, "k")
+        log_p = self._per_row(X, seed, lambda y: self.family.score(self.model_, y, k)[0])
+        return log_p + self.preprocessor_.log_abs_det_jacobian()
+
+    def score(self, X, k: int = 100, seed: int = 0) -> float:
+        """Mean per-row log p(x), in nats (higher is better)."""
+        return float(self.score_samples(X, k, seed).mean())
+
+    @staticmethod
+    def read_data(source, key: str | None = None):
+        """The rows in a file or built-in dataset, as this model takes them."""
+        return load_data(source, key)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write config.json and model.safetensors into ``folder``; returns the folder."""
+        self._check_fitted()
+        return save_model(self, folder)
+
+
+class LatentModelEstimator(Estimator):
+    """What every fitted latent-variable model offers, in scikit-learn's dialect.
+
+    Everything here works from the fitted ``model_`` (a
+    :class:`~aevb.vae.model.LatentVariableModel`) and ``preprocessor_``.
+    """
 
     # -- using a fitted model --------------------------------------------------
 
@@ -177,10 +320,6 @@ class LatentModelEstimator:
         with k draws from q(z|x). For level data, a bound on log P(x) of the discrete values."""
         return self.importance_samples(X, k, seed)["log_likelihood"]
 
-    def score(self, X, k: int = 100, seed: int = 0) -> float:
-        """Mean per-row log p(x), in nats (higher is better)."""
-        return float(self.score_samples(X, k, seed).mean())
-
     def elbo_samples(self, X, seed: int = 0) -> dict[str, np.ndarray]:
         """Per-row ``elbo``, ``reconstruction`` and ``kl`` in nats, each of shape (n,); and
         ``kl_per_dimension``, KL(q(z_i|x) || p(z_i)) of each latent dimension (n, latent_dim),
@@ -201,11 +340,6 @@ class LatentModelEstimator:
             "kl": kl,
             "kl_per_dimension": np.stack(per_dimension, axis=1) if per_dimension else None,
         }
-
-    @staticmethod
-    def read_data(source, key: str | None = None):
-        """The rows in a file or built-in dataset, as this model takes them."""
-        return load_data(source, key)
 
     def row_scores(self, X, k: int = 100, seed: int = 0, proposal: Proposal = "posterior") -> dict[str, np.ndarray]:
         """Per row: the k-sample ``log_likelihood`` estimate, ``elbo``, ``reconstruction``, ``kl``,
@@ -281,13 +415,6 @@ class LatentModelEstimator:
             n_features=self.n_features_in_, data=self.preprocessor_.kind,
         )
 
-    # -- persistence -------------------------------------------------------------
-
-    def save(self, folder: str | Path) -> Path:
-        """Write config.json and model.safetensors into ``folder``; returns the folder."""
-        self._check_fitted()
-        return save_model(self, folder)
-
 
 def _gathered(values: np.ndarray, rows: np.ndarray) -> torch.Tensor:
     """values[rows] as float32, gathered a chunk of rows at a time (no float64 copy of them all)."""
@@ -297,7 +424,7 @@ def _gathered(values: np.ndarray, rows: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-def _training_rows(values: np.ndarray, val_rows: np.ndarray, train_rows: np.ndarray, config: VAEConfig):
+def _training_rows(values: np.ndarray, val_rows: np.ndarray, train_rows: np.ndarray, config: TrainingConfig):
     """The training and validation rows for :func:`aevb.train.train`: float32 tensors, or,
     for a memory map whose float32 training rows exceed ``config.in_memory_mib``,
     :class:`aevb.chunked.ChunkedRows` read from it a chunk at a time."""
@@ -310,102 +437,3 @@ def _training_rows(values: np.ndarray, val_rows: np.ndarray, train_rows: np.ndar
         chunked.ChunkedRows(values, ~held_out, size, config.seed),
         chunked.ChunkedRows(values, held_out, size, config.seed),
     )
-
-
-class VAE(LatentModelEstimator):
-    """A variational autoencoder that learns p(x) of the rows of a numeric array.
-
-    Keyword arguments are the fields of :class:`aevb.config.VAEConfig`
-    (``latent_dim``, ``hidden``, ``likelihood``, ``epochs``, ...).
-
-    Fitted attributes: ``model_`` (the torch module), ``preprocessor_``,
-    ``n_features_in_``, ``image_shape_``, ``history_`` (per-epoch metrics),
-    ``best_epoch_``.
-
-    >>> from aevb import VAE, datasets
-    >>> X = datasets.load("digits").values
-    >>> model = VAE(latent_dim=8, epochs=2).fit(X)
-    >>> model.sample(3).shape
-    (3, 64)
-    """
-
-    config_class = VAEConfig
-
-    def _make_model(self, n_features: int, pre: Preprocessor) -> LatentVariableModel:
-        return build_vae(self.config, n_features, pre.likelihood)
-
-    def _prepare(self, X) -> tuple[np.ndarray, Preprocessor, tuple | None]:
-        """The training rows (n, D), the preprocessor fitted to them and the image shape."""
-        image_shape = X.image_shape if isinstance(X, Dataset) else None
-        values = as_rows(X)
-        return values, Preprocessor.fit(values, self.config.likelihood), image_shape
-
-    def fit(
-        self,
-        X,
-        metrics_path: str | Path | None = None,
-        progress: bool | None = None,
-        run_dir: str | Path | None = None,
-        resume: bool = False,
-    ) -> "VAE":
-        """Train on the rows of X (n, D); returns self.
-
-        A ``validation_fraction`` of the rows, chosen by the seed, is held out
-        for early stopping; the weights of the best validation bound (the ELBO, or
-        IWAE_k under ``objective="iwae"``) are kept.
-        With ``run_dir``, training writes ``metrics.csv`` and checkpoints
-        there, and ``resume=True`` continues the run from its last checkpoint
-        (same data, same options) to the same weights an uninterrupted run
-        reaches. If training stops early (:class:`aevb.errors.TrainingStopped`)
-        the estimator is still fitted, with the best weights so far.
-
-        A memory-mapped X (``aevb fit data.npy``) whose float32 training rows
-        would take more than ``in_memory_mib`` is not copied: training reads it
-        in shuffled chunks (a block shuffle, see :mod:`aevb.chunked`).
-        """
-        values, pre, image_shape = self._prepare(X)
-        if len(values) < 2:
-            raise AevbError(f"need at least 2 rows to train (one for validation), got {len(values)}")
-        config = self.config
-        order = np.random.default_rng(config.seed).permutation(len(values))
-        n_val = min(len(values) - 1, max(1, round(config.validation_fraction * len(values))))
-        val_rows, train_rows = order[:n_val], order[n_val:]
-        device = devices.resolve(config.device)
-        devices.check_precision(config.precision, device)
-        group = distributed.join(device)
-        checkpoints = None
-        if run_dir is not None:
-            checkpoints = Checkpoints(run_dir, config, fingerprint(values), resume, writer=group.is_main)
-            metrics_path = metrics_path or Path(run_dir) / "metrics.csv"
-        elif resume:
-            raise AevbError("resume=True needs the run_dir of the run to continue")
-        with kept_generators(device):
-            torch.manual_seed(global_seed(config.seed))  # train() seeds its own generator with config.seed
-            self._build(values.shape[1], pre, image_shape)
-            self.model_.to(device)
-            train_x, val_x = _training_rows(values, val_rows, train_rows, config)
-            del order, val_rows, train_rows  # not held through training
-            try:
-                result: TrainingResult = train(
-                    self.model_,
-                    pre,
-                    train_x,
-                    val_x,
-                    config,
-                    metrics_path=Path(metrics_path) if metrics_path and group.is_main else None,
-                    progress=progress,
-                    checkpoints=checkpoints,
-                    group=group,
-                )
-            except TrainingStopped as stopped:
-                self.model_.cpu()
-                self._set_result(stopped.result)
-                raise
-        self.model_.cpu()
-        self._set_result(result)
-        return self
-
-    def _set_result(self, result: TrainingResult) -> None:
-        self.history_ = result.history
-        self.best_epoch_ = result.best_epoch
-        self.stopped_because_ = result.stopped_because

@@ -67,6 +67,7 @@ from aevb.config import VAEConfig  # noqa: E402
 from aevb.data import loaders as aevb_data  # noqa: E402
 from aevb.data.preprocess import Preprocessor  # noqa: E402
 from aevb.train.loop import train  # noqa: E402
+from aevb.vae.family import VAEFamily  # noqa: E402
 from aevb.vae.model import build_vae  # noqa: E402
 
 N_FEATURES = 64
@@ -85,7 +86,7 @@ def run_aevb(train_x, val_x, pre: Preprocessor, epochs: int, seed: int) -> float
     torch.manual_seed(seed)
     model = build_vae(config, train_x.shape[1], pre.likelihood).to(torch.float32)
     started = time.perf_counter()
-    train(model, pre, train_x, val_x, config, progress=False)
+    train(VAEFamily(config), model, pre, train_x, val_x, config, progress=False)
     return time.perf_counter() - started
 
 

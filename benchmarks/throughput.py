@@ -51,6 +51,7 @@ from aevb import VAE  # noqa: E402
 from aevb.config import VAEConfig  # noqa: E402
 from aevb.data.preprocess import Preprocessor  # noqa: E402
 from aevb.train.loop import loop_threads, train  # noqa: E402
+from aevb.vae.family import VAEFamily  # noqa: E402
 from aevb.vae.model import build_vae  # noqa: E402
 
 # (features, hidden, latent, batch)
@@ -85,7 +86,7 @@ def run_aevb(train_x, val_x, pre, config: VAEConfig, epochs: int, seed: int) -> 
     torch.manual_seed(seed)
     model = build_vae(config, train_x.shape[1], pre.likelihood)
     started = time.perf_counter()
-    train(model, pre, train_x, val_x, config, progress=False)
+    train(VAEFamily(config), model, pre, train_x, val_x, config, progress=False)
     return time.perf_counter() - started
 
 

@@ -10,6 +10,7 @@ from cli_helpers import call
 
 import aevb
 import aevb.train.loop
+import aevb.vae.family
 from aevb.errors import TrainingDiverged
 from aevb.train import checkpoint
 
@@ -41,7 +42,7 @@ def test_huge_learning_rate_ends_with_the_documented_message_and_a_loadable_mode
 def poison(monkeypatch, at_step: int, part: str):
     """Make the ``at_step``-th training objective non-finite (part="loss"), or finite
     with an infinite gradient (part="gradient")."""
-    real, steps = aevb.train.loop.training_objective, []
+    real, steps = aevb.vae.family.training_objective, []
 
     def training_objective(model, x, *args):
         objective, terms = real(model, x, *args)
@@ -53,7 +54,7 @@ def poison(monkeypatch, at_step: int, part: str):
         objective.register_hook(lambda grad: grad * float("inf"))
         return objective, terms
 
-    monkeypatch.setattr(aevb.train.loop, "training_objective", training_objective)
+    monkeypatch.setattr(aevb.vae.family, "training_objective", training_objective)
 
 
 @pytest.mark.parametrize("part", ["loss", "gradient"])

@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from test_bad_input import assert_usage_error
 
 import aevb
-import aevb.train.loop
+import aevb.vae.family
 from aevb.store import atomic
 from aevb.train import checkpoint
 
@@ -175,7 +175,7 @@ def test_damaged_checkpoint_is_a_one_line_error(finished_run, tmp_path, capsys, 
 
 def test_sigterm_between_steps_writes_a_checkpoint_and_exits_143(finished_run, tmp_path, capsys, monkeypatch):
     """In-process: the signal arrives during a step; the step finishes, then the loop stops."""
-    real, steps = aevb.train.loop.training_objective, []
+    real, steps = aevb.vae.family.training_objective, []
 
     def training_objective(model, x, *args):
         steps.append(1)
@@ -183,7 +183,7 @@ def test_sigterm_between_steps_writes_a_checkpoint_and_exits_143(finished_run, t
             os.kill(os.getpid(), signal.SIGTERM)
         return real(model, x, *args)
 
-    monkeypatch.setattr(aevb.train.loop, "training_objective", training_objective)
+    monkeypatch.setattr(aevb.vae.family, "training_objective", training_objective)
     run = tmp_path / "run"
     code = call(["fit", finished_run[0], "--out", run, "--batch-size", 8, *FIT])
     err = capsys.readouterr().err

@@ -7,8 +7,16 @@ import pytest
 import torch
 
 import aevb
-from aevb.scale.distributed import Group
-from aevb.train.loop import mean_elbo_terms
+from aevb.config import VAEConfig
+from aevb.scale.distributed import SINGLE, Group
+from aevb.train.loop import mean_metrics
+from aevb.vae.family import VAEFamily
+
+
+def mean_elbo_terms(model, pre, rows, batch_size, seed, k=None, group=SINGLE):
+    """The VAE's validation metrics: the ELBO and its terms, and IWAE_k with k."""
+    family = VAEFamily(VAEConfig(objective="iwae", k=k) if k else VAEConfig())
+    return mean_metrics(family, model, pre, rows, batch_size, seed, group)
 
 
 @pytest.fixture(scope="module")

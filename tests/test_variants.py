@@ -69,9 +69,9 @@ def test_iwae_objective_is_the_iwae_bound_on_the_same_draws(posterior):
 def test_iwae_training_stops_early_on_the_validation_iwae(monkeypatch, capsys, tmp_path):
     """Under --objective iwae, model selection watches the validation IWAE_k (in metrics.csv as
     val_iwae), not the ELBO: here a validation IWAE made to worsen every epoch keeps epoch 1."""
-    import aevb.train.loop
+    import aevb.vae.family
 
-    real, epochs = aevb.train.loop.iwae, []
+    real, epochs = aevb.vae.family.iwae, []
 
     def worse_every_epoch(model, x, k):
         epochs.append(k)
@@ -81,7 +81,7 @@ def test_iwae_training_stops_early_on_the_validation_iwae(monkeypatch, capsys, t
     np.save(tmp_path / "x.npy", rows)
     plain = VAE(objective="iwae", k=3, epochs=4, hidden=(8,), latent_dim=2, patience=100).fit(rows)
     assert all(row["val_iwae"] > row["val_elbo"] for row in plain.history_)  # IWAE_3 >= ELBO
-    monkeypatch.setattr(aevb.train.loop, "iwae", worse_every_epoch)
+    monkeypatch.setattr(aevb.vae.family, "iwae", worse_every_epoch)
     args = ["fit", tmp_path / "x.npy", "--out", tmp_path / "run", "--objective", "iwae", "--k", 3, "--epochs", 4,
             "--hidden", 8, "--latent-dim", 2, "--patience", 100]
     assert call(args) == 0

@@ -2,35 +2,31 @@
 
 from __future__ import annotations
 
-import csv
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..core.family import DataDescription
-from ..core.noise import global_seed, kept_generators
-from ..data.loaders import Dataset
 from ..data.preprocess import Preprocessor
 from ..errors import AevbError
-from ..estimator import LatentModelEstimator, _check_positive_int, as_rows
+from ..estimator import Estimator, _check_positive_int
 from .bound import negative_bound
 from .config import DiffusionConfig
 from .family import DiffusionFamily
-from .fit import train
 from .model import DiffusionModel
 
 LN2 = math.log(2)
 
 
-class Diffusion(LatentModelEstimator):
+class Diffusion(Estimator):
     """A continuous-time variational diffusion model (Kingma et al. 2021) of the rows of a numeric array.
 
-    Keyword arguments are the fields of :class:`aevb.diffusion.config.DiffusionConfig`.
-    Its scores are a variational bound on log p(x) in nats per row of the user's data,
-    with the same preprocessing and Jacobian as the VAE's (for level data, a bound on
-    the log-probability of the discrete values), so the two compare directly.
+    Keyword arguments are the fields of :class:`aevb.diffusion.config.DiffusionConfig`; it
+    trains in the generic loop (checkpoints, resume, early stopping on the held-out bound,
+    torchrun, ``max_time``). Its scores are a variational bound on log p(x) in nats per row
+    of the user's data, with the same preprocessing and Jacobian as the VAE's (for level
+    data, a bound on the log-probability of the discrete values), so the two compare directly.
 
     >>> from aevb import Diffusion, datasets
     >>> X = datasets.load("digits").values
@@ -40,38 +36,19 @@ class Diffusion(LatentModelEstimator):
     """
 
     config_class = DiffusionConfig
+    family_class = DiffusionFamily
     #: Draws of t per row in score, score_samples and evaluate unless told otherwise.
     DEFAULT_T_SAMPLES = 16
 
-    def _family(self, pre: Preprocessor) -> DiffusionFamily:
-        return DiffusionFamily(self.config, pre)
+    @property
+    def family(self) -> DiffusionFamily:
+        """The family of these options for the fitted data: its decoder depends on the levels."""
+        self._check_fitted()
+        return DiffusionFamily(self.config, self.preprocessor_)
 
-    def _make_model(self, n_features: int, pre: Preprocessor) -> DiffusionModel:
-        return self._family(pre).build(DataDescription(n_features, likelihood=pre.likelihood))
-
-    def fit(self, X, progress: bool | None = None, run_dir: str | Path | None = None, resume: bool = False) -> "Diffusion":
-        """Train on the rows of X (n, D); returns self. A ``validation_fraction`` of the rows is held
-        out for early stopping on the bound; the best weights are kept. ``run_dir`` receives
-        metrics.csv; ``resume`` is not available yet for this family."""
-        if resume:
-            raise AevbError("resuming a diffusion run is not available yet; start it again with --out")
-        image_shape = X.image_shape if isinstance(X, Dataset) else None
-        values = as_rows(X)
-        if len(values) < 2:
-            raise AevbError(f"need at least 2 rows to train (one for validation), got {len(values)}")
-        config = self.config
-        order = np.random.default_rng(config.seed).permutation(len(values))
-        n_val = min(len(values) - 1, max(1, round(config.validation_fraction * len(values))))
-        pre = Preprocessor.fit(values, "auto")
-        rows = torch.as_tensor(values, dtype=self.dtype)
-        with kept_generators(torch.device("cpu")):
-            torch.manual_seed(global_seed(config.seed))
-            self._build(values.shape[1], pre, image_shape)
-            result = train(self._family(pre), self.model_, pre, rows[order[n_val:]], rows[order[:n_val]], config, progress)
-        self.history_, self.best_epoch_, self.stopped_because_ = result.history, result.best_epoch, result.stopped_because
-        if run_dir is not None and result.history:
-            _write_metrics(Path(run_dir) / "metrics.csv", result.history)
-        return self
+    def _make_model(self, n_features: int, pre: Preprocessor, image_shape=None) -> DiffusionModel:
+        description = DataDescription(n_features, tuple(image_shape) if image_shape else None, pre.likelihood)
+        return DiffusionFamily(self.config, pre).build(description)
 
     # -- using a fitted model --------------------------------------------------
 
@@ -86,7 +63,7 @@ class Diffusion(LatentModelEstimator):
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(seed)
-            y = self._family(self.preprocessor_).sample(self.model_, n, steps, progress)
+            y = self.family.sample(self.model_, n, steps, progress)
         return self.preprocessor_.from_model(y, mean=False).double().numpy()
 
     def bound_samples(self, X, t_samples: int = DEFAULT_T_SAMPLES, seed: int = 0) -> dict[str, np.ndarray]:
@@ -166,10 +143,3 @@ def format_evaluation(figures: dict) -> str:
     if figures["std_error_over_rows"] is not None:
         lines.append(f"standard error of the mean over rows: {figures['std_error_over_rows']:.3f} nats/row")
     return "\n".join(lines)
-
-
-def _write_metrics(path: Path, history: list[dict]) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)

@@ -6,9 +6,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
-from ..core.family import DataDescription, Progress
+from ..core.family import DataDescription, Family, Progress
 from ..data.preprocess import Preprocessor
 from ..errors import AevbError
 from .bound import antithetic_times, diffusion_loss, negative_bound, prior_loss, reconstruction_loss
@@ -32,7 +31,7 @@ def level_grid(pre: Preprocessor) -> tuple[torch.Tensor, torch.Tensor, int] | No
     return None
 
 
-class DiffusionFamily:
+class DiffusionFamily(Family):
     """A continuous-time variational diffusion model on rows (VDM), for the generic machinery.
 
     Metrics (training and validation), per row: ``bound`` on log p(x) = ``reconstruction``
@@ -44,9 +43,7 @@ class DiffusionFamily:
     metric_names = ("bound", "diffusion", "prior", "reconstruction")
     validation_names = metric_names
     bound_name = "bound"
-    bound_label = "bound"
     log_density_names = frozenset({"bound", "reconstruction"})
-    warmup_epochs = 0.0
 
     def __init__(self, config: DiffusionConfig, preprocessor: Preprocessor):
         self.config = config
@@ -71,7 +68,7 @@ class DiffusionFamily:
         denoiser = EpsilonMLP(data.n_features, config.hidden, spacing, octaves)
         return DiffusionModel(schedule, denoiser, decoder, data.n_features)
 
-    def loss(self, module: DiffusionModel, x: torch.Tensor, progress: Progress | None = None):
+    def loss(self, module: DiffusionModel, x: torch.Tensor, progress: Progress):
         """The negative bound per row, one antithetic t per row across the batch; the schedule's
         shape learns from the variance of the diffusion term instead (:class:`MonotoneSchedule`)."""
         clean = module.data(x)
@@ -94,5 +91,3 @@ class DiffusionFamily:
     def sample(self, module: DiffusionModel, n: int, steps: int | None = None, progress: bool = False) -> torch.Tensor:
         return sample(module, n, steps or self.config.sample_steps, progress)
 
-    def encode(self, module: nn.Module, x: torch.Tensor) -> None:
-        return None

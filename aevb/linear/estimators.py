@@ -38,7 +38,7 @@ class LinearGaussianEstimator(LatentModelEstimator):
     def _solve(self, covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
-    def _make_model(self, n_features: int, pre: Preprocessor) -> LinearGaussianModel:
+    def _make_model(self, n_features: int, pre: Preprocessor, image_shape=None) -> LinearGaussianModel:
         return LinearGaussianModel(LinearGaussianDecoder(self.config.latent_dim, n_features))
 
     def fit(self, X, **_ignored) -> "LinearGaussianEstimator":

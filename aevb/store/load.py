@@ -44,7 +44,7 @@ def load(folder: str | Path):
             raise ValueError(f"n_features {n_features}, preprocessor and image_shape {image_shape} disagree")
         # Shapes first, on the meta device: a damaged config cannot make us allocate a huge model.
         with torch.device("meta"):
-            expected = estimator._make_model(n_features, pre).state_dict()
+            expected = estimator._make_model(n_features, pre, image_shape).state_dict()
     except (KeyError, TypeError, ValueError, OverflowError, AevbError) as error:
         raise AevbError(f"{config_path} is damaged or incomplete ({type(error).__name__}: {error})") from None
     found = {name: tuple(t.shape) for name, t in state.items()}

@@ -6,11 +6,11 @@ import numpy as np
 import torch
 
 from ..config import TableConfig
-from ..estimator import VAE, _check_positive_int
-from ..vae.model import LatentVariableModel
+from ..estimator import _check_positive_int
+from ..vae.estimator import VAE
+from .family import TableVAEFamily
 from .impute import conditional_column_scores, impute
 from .io import read_table
-from .model import build_table_vae
 from .preprocess import TablePreprocessor
 from .schema import TableSchema
 
@@ -33,6 +33,7 @@ class TabularVAE(VAE):
     """
 
     config_class = TableConfig
+    family_class = TableVAEFamily
     preprocessor_class = TablePreprocessor
 
     @property
@@ -44,9 +45,6 @@ class TabularVAE(VAE):
         """The schema ``fit`` would use for the table X (to show before training)."""
         c = self.config
         return TableSchema.infer(read_table(X), c.categorical, c.continuous, c.boolean, c.ignore, c.max_categories)
-
-    def _make_model(self, n_features: int, pre: TablePreprocessor) -> LatentVariableModel:
-        return build_table_vae(self.config, pre.schema)
 
     def _prepare(self, X):
         schema = self.infer_schema(X)

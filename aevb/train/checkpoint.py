@@ -23,7 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from ..config import VAEConfig
+from ..config import TrainingConfig
 from ..errors import AevbError
 from ..store.atomic import remove_stale_temporaries, replace_atomically
 from ..store.persistence import CONFIG_FILE, WEIGHTS_FILE, check_format
@@ -31,7 +31,8 @@ from ..version import __version__
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 FORMAT = "aevb-checkpoint"
-FORMAT_VERSION = 1
+# 2: the best validation bound is "best_bound" (it was "best_elbo" in 1, whatever the bound was).
+FORMAT_VERSION = 2
 # Options that may differ on --resume: they steer the rest of the run, not what was built.
 MAY_CHANGE_ON_RESUME = (
     "epochs", "patience", "max_time", "checkpoint_every", "learning_rate", "grad_clip", "device", "precision",
@@ -43,7 +44,7 @@ class TrainingState:
     """Where the loop stands. ``position`` rows of epoch ``epoch + 1`` have been
     stepped on, in the order ``order`` (of rows; of chunks when training reads
     chunks, where ``position`` then names a chunk and an offset in it); ``sums``
-    are that epoch's running (elbo, reconstruction, kl) totals."""
+    are that epoch's running totals of the family's metrics (``Family.metric_names``)."""
 
     best_state: dict[str, torch.Tensor]
     epoch: int = 0
@@ -51,8 +52,8 @@ class TrainingState:
     step: int = 0
     seconds: float = 0.0
     order: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.int64))
-    sums: torch.Tensor = field(default_factory=lambda: torch.zeros(3, dtype=torch.float64))
-    best_elbo: float | None = None  # the best validation bound: the ELBO, or IWAE_k under objective iwae
+    sums: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.float64))
+    best_bound: float | None = None  # the best validation bound, the one the family names
     best_epoch: int = 0
     history: list[dict] = field(default_factory=list)
 
@@ -105,7 +106,7 @@ class Checkpoints:
     """Writes and reads the checkpoint of one run folder for one configuration and dataset."""
 
     def __init__(
-        self, folder: str | Path, config: VAEConfig, data_fingerprint: str, resume: bool = False, writer: bool = True
+        self, folder: str | Path, config: TrainingConfig, data_fingerprint: str, resume: bool = False, writer: bool = True
     ):
         """With ``resume``, read the checkpoint now and check that it belongs to this
         configuration and data, so that any mismatch shows before training. Only a
@@ -151,7 +152,7 @@ class Checkpoints:
         tensors = {name: t.detach().cpu().contiguous().clone() for name, t in tensors.items()}
         progress = {
             name: getattr(state, name)
-            for name in ("epoch", "position", "step", "seconds", "best_elbo", "best_epoch", "history")
+            for name in ("epoch", "position", "step", "seconds", "best_bound", "best_epoch", "history")
         }
         meta = {
             "format": FORMAT,
@@ -209,10 +210,20 @@ def read(folder: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     except (SafetensorError, OSError, ValueError, UnicodeDecodeError, AttributeError) as error:
         detail = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         raise AevbError(f"cannot read the checkpoint {path} ({detail.splitlines()[0] if detail else error!r})") from None
-    check_format(meta, FORMAT, FORMAT_VERSION, path)
+    check_format(_migrated(meta), FORMAT, FORMAT_VERSION, path)
     if not isinstance(meta.get("config"), dict):
         raise AevbError(f"the checkpoint {path} is damaged or incomplete (no configuration)")
     return meta, tensors
+
+
+def _migrated(meta):
+    """The metadata of an older checkpoint format in today's (in place); others unchanged."""
+    if isinstance(meta, dict) and meta.get("format") == FORMAT and meta.get("format_version") == 1:
+        progress = meta.get("progress")
+        if isinstance(progress, dict) and "best_elbo" in progress:
+            progress["best_bound"] = progress.pop("best_elbo")
+        meta["format_version"] = 2
+    return meta
 
 
 def unfinished_run(folder: str | Path) -> bool:
@@ -235,7 +246,7 @@ def saved_config(folder: str | Path) -> dict:
     return read(folder)[0]["config"]
 
 
-def check_resumable(saved: dict, config: VAEConfig, path: Path) -> None:
+def check_resumable(saved: dict, config: TrainingConfig, path: Path) -> None:
     """Raise unless ``config`` differs from the saved options only in MAY_CHANGE_ON_RESUME."""
     try:
         saved_config_ = type(config).from_dict(saved).to_dict()

@@ -1,6 +1,5 @@
-"""The training loop: minibatch Adam on the training objective (the ELBO unless the
-config says otherwise), early stopping on the validation bound that training maximizes
-(the ELBO, or IWAE_k under ``objective="iwae"``), metrics, checkpoints.
+"""The training loop of every family: minibatch Adam on the family's loss, early stopping
+on the held-out bound it names, metrics, checkpoints (see :mod:`aevb.core.family`).
 
 The data stays one tensor; each epoch indexes shuffled batches out of it,
 which on a CPU is much faster than a per-row Dataset. Rows too many for memory
@@ -21,35 +20,33 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..config import VAEConfig
+from ..config import TrainingConfig
+from ..core.family import Family, Progress
 from ..core.noise import SEED_STRIDE, block_of_global_draws, seeded_draws
-from ..core.objectives import elbo, iwae, kl_weight, training_objective
 from ..data.preprocess import Preprocessor
 from ..errors import TrainingDiverged, TrainingInterrupted
 from ..scale.chunked import ChunkedRows
 from ..scale.devices import autocast
 from ..scale.distributed import SINGLE, Group
-from ..vae.model import LatentVariableModel
 from .checkpoint import Checkpoints, TrainingState
 from .signals import Caught, deferred_signals
 
-METRIC_FIELDS = [
-    "epoch", "seconds", "train_elbo", "train_reconstruction", "train_kl",
-    "val_elbo", "val_reconstruction", "val_kl",
-]
 # Rows per batch of the validation pass.
 VALIDATION_ROWS = 1024
-# Under objective iwae, metrics.csv also has the validation IWAE_k, which early stopping watches.
-IWAE_FIELD = "val_iwae"
 
 
-def metric_fields(config: VAEConfig) -> list[str]:
-    return METRIC_FIELDS + ([IWAE_FIELD] if config.objective == "iwae" else [])
+def metric_fields(family: Family) -> list[str]:
+    """The columns of metrics.csv for ``family``."""
+    return [
+        "epoch", "seconds",
+        *(f"train_{name}" for name in family.metric_names),
+        *(f"val_{name}" for name in family.validation_names),
+    ]
 
 
-def validation_bound(row: dict) -> tuple[str, float]:
+def validation_bound(family: Family, row: dict) -> tuple[str, float]:
     """The name and value of the bound early stopping watches in a metrics row."""
-    return ("IWAE", row[IWAE_FIELD]) if IWAE_FIELD in row else ("ELBO", row["val_elbo"])
+    return family.bound_label, row[f"val_{family.bound_name}"]
 
 
 @dataclass
@@ -59,7 +56,7 @@ class TrainingResult:
     stopped_because: str
 
 
-def make_optimizer(model: torch.nn.Module, config: VAEConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
     # The fused kernel saves a quarter to a third of a small step on a CPU.
     try:
         return torch.optim.Adam(
@@ -83,24 +80,24 @@ def loop_threads(model: torch.nn.Module, batch_size: int, available: int) -> int
 
 
 @torch.no_grad()
-def mean_elbo_terms(
-    model: LatentVariableModel,
+def mean_metrics(
+    family: Family,
+    model: torch.nn.Module,
     pre: Preprocessor,
     x: torch.Tensor | ChunkedRows,
     batch_size: int,
     seed: int,
-    k: int | None = None,
     group: Group = SINGLE,
 ) -> dict[str, float]:
-    """Mean ELBO, reconstruction and KL over the rows x, in nats per row of the user's data
-    (chunked rows: batches within each chunk, in file order); with ``k``, IWAE_k too.
+    """Means over the rows x of the family's validation metrics (:meth:`Family.validate`),
+    in nats per row of the user's data (chunked rows: batches within each chunk, in file order).
 
     Batch i draws from ``seed + i * SEED_STRIDE`` (:func:`seeded_draws`), whoever computes
     it, and leaves torch's global generator alone: in a torchrun job rank r computes batches
     r, r + W, ... and the sums are all-reduced, to the figures of one process. NaN weights
     give NaN figures (every rank still joins the all-reduce).
     """
-    names = ["elbo", "reconstruction", "kl", *(["iwae"] if k else [])]
+    names = family.validation_names
     device = next(model.parameters()).device
     sums = torch.zeros(len(names), dtype=torch.float64, device=device)
     log_det = pre.log_abs_det_jacobian()
@@ -112,18 +109,20 @@ def mean_elbo_terms(
         with seeded_draws(seed + index * SEED_STRIDE, device) as generator:
             y = pre.to_model(rows, generator).to(device)
             try:
-                terms = elbo(model, y)
-                bound = iwae(model, y, k) if k else None
+                values = family.validate(model, y)
             except ValueError:  # torch.distributions rejects NaN parameters
                 sums.fill_(math.nan)
                 break
-        jacobian = log_det * len(y)  # log p of the user's data = log p of the model's + this, per row
-        values = [terms.elbo.sum() + jacobian, terms.reconstruction.sum() + jacobian, terms.kl.sum()]
-        if k:
-            values.append(bound.sum() + jacobian)
-        sums += torch.stack(values).double()
+        sums += _row_sums(family, values, names, log_det * len(y))
     group.all_reduce(sums)
     return dict(zip(names, (sums / len(x)).tolist()))
+
+
+def _row_sums(family: Family, values: dict[str, torch.Tensor], names, jacobian: float) -> torch.Tensor:
+    """The sums over rows of ``values[name]`` for each name (float64), with ``jacobian`` (log p of
+    the user's data = log p of the model's + log|det J| per row, summed) added to log-densities."""
+    shift = {name: jacobian for name in family.log_density_names}
+    return torch.stack([values[name].sum() + shift.get(name, 0.0) for name in names]).detach().double()
 
 
 def _next_rows(train_x: torch.Tensor | ChunkedRows, state: TrainingState, batch_size: int) -> torch.Tensor:
@@ -133,9 +132,9 @@ def _next_rows(train_x: torch.Tensor | ChunkedRows, state: TrainingState, batch_
     return train_x[state.order[state.position : state.position + batch_size]]
 
 
-def _stop_reason(state: TrainingState, config: VAEConfig) -> str | None:
+def _stop_reason(state: TrainingState, config: TrainingConfig, family: Family) -> str | None:
     """Why training should not start another epoch, if it should not."""
-    if state.epoch > 0 and state.epoch - max(state.best_epoch, config.kl_warmup) >= config.patience:
+    if state.epoch > 0 and state.epoch - max(state.best_epoch, family.warmup_epochs) >= config.patience:
         return "early stopping"
     if state.epoch > 0 and config.max_time is not None and state.seconds >= config.max_time:
         return "max_time"
@@ -145,43 +144,44 @@ def _stop_reason(state: TrainingState, config: VAEConfig) -> str | None:
 
 
 class TrainingLoss(torch.nn.Module):
-    """The loss of one step: minus the training objective summed over ``rows`` and divided by
+    """The loss of one step: the family's per-row loss summed over ``rows`` and divided by
     the global batch's size ``total`` (more than ``len(rows)`` when ``rows`` is one rank's
-    block of it); with the rows' (elbo, reconstruction, kl) sums (float64).
+    block of it); with the rows' sums of the family's metrics (float64).
 
     A module, so that DistributedDataParallel can wrap it: DDP hooks a module's forward.
     """
 
-    def __init__(self, model: LatentVariableModel, config: VAEConfig):
+    def __init__(self, family: Family, model: torch.nn.Module, config: TrainingConfig):
         super().__init__()
-        self.model, self.config = model, config
+        self.family, self.model, self.config = family, model, config
 
-    def forward(self, rows: torch.Tensor, weight: float, total: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, rows: torch.Tensor, progress: Progress, total: int) -> tuple[torch.Tensor, torch.Tensor]:
+        names = self.family.metric_names
         try:
             with autocast(rows.device, self.config.precision):
-                objective, terms = training_objective(self.model, rows, self.config, weight)
+                loss, metrics = self.family.loss(self.model, rows, progress)
         except ValueError:  # torch.distributions rejects NaN parameters
             # A NaN loss on every weight: in a job, this rank still joins the gradient
             # all-reduce (so no rank hangs) and every rank then sees a NaN gradient.
             nan = torch.stack([p.sum() for p in self.parameters()]).sum() * math.nan
-            return nan, torch.full((3,), math.nan, dtype=torch.float64, device=rows.device)
-        sums = torch.stack([terms.elbo.sum(), terms.reconstruction.sum(), terms.kl.sum()]).detach().double()
-        return -objective.float().sum() / total, sums
+            return nan, torch.full((len(names),), math.nan, dtype=torch.float64, device=rows.device)
+        sums = torch.stack([metrics[name].sum() for name in names]).detach().double()
+        return loss.float().sum() / total, sums
 
 
 def _gradient_step(
     step: torch.nn.Module,
-    model: LatentVariableModel,
+    model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     batch: torch.Tensor,
-    config: VAEConfig,
-    weight: float,
+    config: TrainingConfig,
+    progress: Progress,
     group: Group,
 ):
-    """One Adam step on the training objective of the global ``batch`` (KL weighted by
-    ``weight``), of which this rank computes its block; returns the batch's (elbo,
-    reconstruction, kl) sums, or the name of what became non-finite (then the weights are
-    left untouched). ``step`` is the :class:`TrainingLoss`, in a job wrapped in DDP."""
+    """One Adam step on the family's loss of the global ``batch``, of which this rank
+    computes its block; returns the batch's sums of the family's metrics, or the name of
+    what became non-finite (then the weights are left untouched). ``step`` is the
+    :class:`TrainingLoss`, in a job wrapped in DDP."""
     offset, block = group.block(batch)
     share = 1.0
     if len(block) == 0:
@@ -190,7 +190,7 @@ def _gradient_step(
         offset, block, share = 0, batch, 0.0
     optimizer.zero_grad(set_to_none=True)
     with block_of_global_draws(offset, len(block), len(batch)):
-        loss, sums = step(block, weight, len(batch))
+        loss, sums = step(block, progress, len(batch))
     if not group.active and not torch.isfinite(loss):
         return "loss"
     with group.collective():
@@ -198,12 +198,12 @@ def _gradient_step(
         (loss * (share * group.world_size)).backward()
         # On the model's device: NCCL reduces GPU tensors only.
         reduced = group.all_reduce(share * torch.cat([sums, loss.detach().double().reshape(1)])).cpu()
-    if not torch.isfinite(reduced[3]):
+    if not torch.isfinite(reduced[-1]):
         return "loss"
-    return _apply_gradient(model, optimizer, config) or reduced[:3]
+    return _apply_gradient(model, optimizer, config) or reduced[:-1]
 
 
-def _apply_gradient(model: LatentVariableModel, optimizer: torch.optim.Optimizer, config: VAEConfig) -> str | None:
+def _apply_gradient(model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: TrainingConfig) -> str | None:
     """Clip and take the Adam step; the name of what became non-finite instead, if anything did."""
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     norm = torch.nn.utils.get_total_norm(grads)
@@ -215,19 +215,14 @@ def _apply_gradient(model: LatentVariableModel, optimizer: torch.optim.Optimizer
     return None
 
 
-def _metrics_row(state: TrainingState, val: dict[str, float], n_train: int, log_det: float) -> dict:
+def _metrics_row(family: Family, state: TrainingState, val: dict[str, float], n_train: int, log_det: float) -> dict:
     """The metrics.csv row of the epoch just finished, in nats per row of the user's data."""
-    train_elbo, train_rec, train_kl = (state.sums / n_train).tolist()
+    train = dict(zip(family.metric_names, (state.sums / n_train).tolist()))
     return {
         "epoch": state.epoch,
         "seconds": round(state.seconds, 3),
-        "train_elbo": train_elbo + log_det,
-        "train_reconstruction": train_rec + log_det,
-        "train_kl": train_kl,
-        "val_elbo": val["elbo"],
-        "val_reconstruction": val["reconstruction"],
-        "val_kl": val["kl"],
-        **({IWAE_FIELD: val["iwae"]} if "iwae" in val else {}),
+        **{f"train_{name}": value + (log_det if name in family.log_density_names else 0.0) for name, value in train.items()},
+        **{f"val_{name}": val[name] for name in family.validation_names},
     }
 
 
@@ -244,20 +239,22 @@ def _open_metrics(path: Path | None, history: list[dict], fields: list[str]):
 
 
 def train(
-    model: LatentVariableModel,
+    family: Family,
+    model: torch.nn.Module,
     pre: Preprocessor,
     train_x: torch.Tensor | ChunkedRows,
     val_x: torch.Tensor | ChunkedRows,
-    config: VAEConfig,
+    config: TrainingConfig,
     metrics_path: Path | None = None,
     progress: bool | None = None,
     checkpoints: Checkpoints | None = None,
     group: Group = SINGLE,
 ) -> TrainingResult:
-    """Fit ``model`` to raw rows ``train_x`` by minibatch Adam; keep the weights of the best
-    validation bound (:func:`validation_bound`) and load them back at the end.
+    """Fit ``model``, a module ``family`` built, to raw rows ``train_x`` by minibatch Adam on
+    the family's loss; keep the weights of the best validation bound (:func:`validation_bound`)
+    and load them back at the end.
 
-    Randomness comes from torch's global generator (draws of z) and a generator
+    Randomness comes from torch's global generator (the family's draws) and a generator
     seeded from ``config.seed`` (batch order, dequantization); callers seed the
     former, with :func:`aevb.noise.global_seed` of ``config.seed``. ``progress=None`` shows a bar only when stderr is a terminal.
 
@@ -283,7 +280,7 @@ def train(
     state = TrainingState(best_state=copy.deepcopy(model.state_dict()))
     if checkpoints is not None and checkpoints.resumed is not None:
         state = checkpoints.restore(model, optimizer, generator)
-    step = group.data_parallel(TrainingLoss(model, config))
+    step = group.data_parallel(TrainingLoss(family, model, config))
     log_det = pre.log_abs_det_jacobian()
     device = next(model.parameters()).device
     show = group.is_main and (sys.stderr.isatty() if progress is None else progress)
@@ -317,7 +314,7 @@ def train(
         if group.is_main:
             checkpoints.save(state, model, optimizer, generator)
 
-    metrics_file, writer = _open_metrics(metrics_path, state.history, metric_fields(config))
+    metrics_file, writer = _open_metrics(metrics_path, state.history, metric_fields(family))
     threads = torch.get_num_threads()
     torch.set_num_threads(loop_threads(model, config.batch_size, threads))
     bar = tqdm(total=config.epochs, initial=state.epoch, desc="training", unit="epoch", disable=not show, leave=False)
@@ -326,17 +323,17 @@ def train(
         with signals as caught:
             if checkpoints is not None:
                 save_checkpoint()  # also proves, before any work, that the run folder takes one
-            while state.position > 0 or (stopped_because := _stop_reason(state, config)) is None:
+            while state.position > 0 or (stopped_because := _stop_reason(state, config, family)) is None:
                 if state.position == 0:
                     count = train_x.n_chunks if isinstance(train_x, ChunkedRows) else len(train_x)
                     state.order = torch.randperm(count, generator=generator)
-                    state.sums = torch.zeros(3, dtype=torch.float64)
+                    state.sums = torch.zeros(len(family.metric_names), dtype=torch.float64)
                 model.train()
                 while state.position < len(train_x):
                     rows = _next_rows(train_x, state, config.batch_size)
                     batch = pre.to_model(rows, generator).to(device, non_blocking=True)
-                    weight = kl_weight(config, state.epoch + 1)
-                    sums = _gradient_step(step, model, optimizer, batch, config, weight, group)
+                    now = Progress(epoch=state.epoch + 1, step=state.step)
+                    sums = _gradient_step(step, model, optimizer, batch, config, now, group)
                     if isinstance(sums, str):
                         diverged(sums)
                     state.sums += sums
@@ -347,24 +344,23 @@ def train(
                     if checkpoints is not None and state.position < len(train_x) and checkpoints.due():
                         save_checkpoint()
                 model.eval()
-                k = config.k if config.objective == "iwae" else None
-                val = mean_elbo_terms(model, pre, val_x, VALIDATION_ROWS, config.seed + 1, k, group)
+                val = mean_metrics(family, model, pre, val_x, VALIDATION_ROWS, config.seed + 1, group)
                 if not all(map(math.isfinite, val.values())):
-                    diverged("validation " + ("IWAE" if "iwae" in val else "ELBO"))
+                    diverged(f"validation {family.bound_label}")
                 state.position = 0
                 state.epoch += 1
                 state.seconds = time.perf_counter() - started
-                row = _metrics_row(state, val, len(train_x), log_det)
-                _, bound = validation_bound(row)
+                row = _metrics_row(family, state, val, len(train_x), log_det)
+                _, bound = validation_bound(family, row)
                 state.history.append(row)
                 if writer is not None:
                     writer.writerow(row)
                     metrics_file.flush()
-                if state.best_elbo is None or bound > state.best_elbo:
-                    state.best_elbo, state.best_epoch = bound, state.epoch
+                if state.best_bound is None or bound > state.best_bound:
+                    state.best_bound, state.best_epoch = bound, state.epoch
                     state.best_state = copy.deepcopy(model.state_dict())
                 bar.update(1)
-                bar.set_postfix(val=f"{bound:.2f}", best=f"{state.best_elbo:.2f}@{state.best_epoch}")
+                bar.set_postfix(val=f"{bound:.2f}", best=f"{state.best_bound:.2f}@{state.best_epoch}")
                 if checkpoints is not None:
                     save_checkpoint()
     finally:
