@@ -17,7 +17,8 @@ A control variate: for N(0, I) data the best denoiser is eps_hat = sigma_t z_t, 
 L_diffusion is known in closed form (:func:`standard_normal_diffusion_loss`). The estimate
 used here is that closed form plus the Monte-Carlo difference between the model and it
 at the same (t, eps), which has the same expectation; on standardized continuous data,
-where both terms are large and nearly equal at low noise, its variance is far smaller.
+where both terms are large and nearly equal at low noise, its variance is far smaller
+(models whose denoiser starts elsewhere, as on level data, turn it off: ``control_variate``).
 Time draws are
 antithetic (stratified): B draws t_i = (u + i / B) mod 1 share one uniform u, which
 keeps each t's estimate unbiased and lowers the variance of their mean.
@@ -109,15 +110,18 @@ def diffusion_loss(model: DiffusionModel, x: torch.Tensor, t: torch.Tensor, step
     eps = standard_normal(x.shape, x.dtype, x.device)
     z_t = alpha_t.unsqueeze(-1) * x + sigma_t.unsqueeze(-1) * eps
     error = ((eps - model.epsilon(z_t, gamma_t)) ** 2).sum(-1)  # (B,)
-    if steps is None:
+    control_variate = steps is None and model.control_variate
+    if control_variate:
         baseline = ((eps - sigma_t.unsqueeze(-1) * z_t) ** 2).sum(-1)  # the N(0, I) denoiser's error
         loss = 0.5 * dgamma_t * (error - baseline)
+    elif steps is None:
+        loss = 0.5 * dgamma_t * error
     else:
         gamma_s, _ = model.schedule(t - 1.0 / steps, variance)
         loss = 0.5 * steps * torch.expm1(gamma_t - gamma_s) * error
     if variance is not None:
         variance["loss"] = loss.detach()
-    return loss if steps is not None else loss + standard_normal_diffusion_loss(x, *model.ends())
+    return loss + standard_normal_diffusion_loss(x, *model.ends()) if control_variate else loss
 
 
 def negative_bound(model: DiffusionModel, y: torch.Tensor, t_samples: int = 1, steps: int | None = None) -> BoundTerms:

@@ -14,7 +14,7 @@ from .bound import antithetic_times, diffusion_loss, negative_bound, prior_loss,
 from .config import DiffusionConfig
 from .decoder import MAX_DISCRETE_LEVELS, DiscreteDecoder, GaussianDecoder
 from .model import DiffusionModel
-from .network import EpsilonMLP
+from .network import EpsilonMLP, IndependentLevels
 from .sampler import sample
 from .schedule import GAMMA_MIN, MonotoneSchedule
 
@@ -53,11 +53,12 @@ class DiffusionFamily(Family):
         grid = level_grid(self.preprocessor)
         config = self.config
         if grid is None:
-            decoder, spacing, octaves = GaussianDecoder(), torch.ones(data.n_features), 0
+            decoder, spacing, octaves, base = GaussianDecoder(), torch.ones(data.n_features), 0, None
             gamma_0 = GAMMA_MIN
         else:
             first, spacing, n_levels = grid
             decoder, octaves = DiscreteDecoder(first, spacing, n_levels), config.fourier_octaves
+            base = IndependentLevels(first, spacing, n_levels)
             # sigma_0 well inside a level's cell: the decoder then reads the level off z_0 almost surely,
             # and the diffusion need not start at a lower noise level than that.
             gamma_0 = 2 * math.log(1 / max(self.preprocessor.scale) / 6)  # (python floats: building may be on the meta device)
@@ -65,8 +66,9 @@ class DiffusionFamily(Family):
         if not gamma_0 < config.gamma_max:
             raise AevbError(f"gamma_max ({config.gamma_max}) must exceed gamma(0) at the start ({gamma_0:.2f})")
         schedule = MonotoneSchedule(gamma_0, config.gamma_max)
-        denoiser = EpsilonMLP(data.n_features, config.hidden, spacing, octaves)
-        return DiffusionModel(schedule, denoiser, decoder, data.n_features)
+        denoiser = EpsilonMLP(data.n_features, config.hidden, spacing, octaves, base=base)
+        # The N(0, I) control variate pays only where the base denoiser is the N(0, I) one.
+        return DiffusionModel(schedule, denoiser, decoder, data.n_features, control_variate=base is None)
 
     def loss(self, module: DiffusionModel, x: torch.Tensor, progress: Progress):
         """The negative bound per row, one antithetic t per row across the batch; the schedule's

@@ -23,9 +23,13 @@ def alpha_sigma(gamma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class DiffusionModel(nn.Module):
     """schedule: t -> (gamma, gamma'); denoiser: (z, gamma) -> eps_hat; decoder: p(x | z_0)."""
 
-    def __init__(self, schedule: nn.Module, denoiser: nn.Module, decoder: nn.Module, n_features: int):
+    def __init__(self, schedule: nn.Module, denoiser: nn.Module, decoder: nn.Module, n_features: int,
+                 control_variate: bool = True):
         super().__init__()
         self.n_features = n_features
+        # Estimate the diffusion loss against the N(0, I) denoiser's closed form (see :mod:`.bound`):
+        # worth it where eps_hat stays near sigma z, as for continuous standardized data.
+        self.control_variate = control_variate
         self.schedule = schedule
         self.denoiser = denoiser
         self.decoder = decoder

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..core.nets import mlp
+from .model import alpha_sigma
 from .schedule import GAMMA_MAX, GAMMA_MIN
 
 
@@ -41,17 +42,49 @@ class FourierFeatures(nn.Module):
         return torch.cat([angles.sin(), angles.cos()], dim=-1).flatten(1)  # (B, 2 D n)
 
 
-class EpsilonMLP(nn.Module):
-    """eps_hat(z, gamma) = sigma z + net([z, fourier(z), embed(gamma)]).
+class IndependentLevels(nn.Module):
+    """E[eps | z] exactly, for data whose features are independent, each on its grid of levels
+    first_j + l spacing_j with learned probabilities pi_jl.
 
-    The first term is the exact answer for N(0, I) data (E[eps | z] = sigma z when
-    alpha^2 + sigma^2 = 1), which standardized data starts close to; the net, whose
-    last layer starts at zero, learns the rest.
+    Given z_j = alpha y_j + sigma eps_j, level l has posterior weight proportional to
+    pi_jl N(z_j; alpha y_jl, sigma^2); x_hat_j is the weighted mean level and
+    eps_hat = (z - alpha x_hat) / sigma. At low noise this reads the level off z, which an
+    MLP would have to learn to a precision of sigma; the net adds the dependencies.
+    """
+
+    def __init__(self, first: torch.Tensor, spacing: torch.Tensor, n_levels: int):
+        super().__init__()
+        steps = torch.arange(n_levels, dtype=first.dtype)
+        self.register_buffer("grid", first.unsqueeze(-1) + steps * spacing.unsqueeze(-1))  # (D, L)
+        self.logits = nn.Parameter(torch.zeros(len(first), n_levels))
+
+    def forward(self, z: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+        alpha, sigma = (v.unsqueeze(-1) for v in alpha_sigma(gamma))  # (B, 1)
+        distance = z.unsqueeze(-1) - alpha.unsqueeze(-1) * self.grid  # (B, D, L)
+        weights = torch.softmax(self.logits.log_softmax(-1) - 0.5 * (distance / sigma.unsqueeze(-1)) ** 2, dim=-1)
+        x_hat = (weights * self.grid).sum(-1)
+        return (z - alpha * x_hat) / sigma
+
+
+class StandardNormal(nn.Module):
+    """E[eps | z] = sigma z, exact for N(0, I) data (alpha^2 + sigma^2 = 1)."""
+
+    def forward(self, z: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(gamma).sqrt().unsqueeze(-1) * z
+
+
+class EpsilonMLP(nn.Module):
+    """eps_hat(z, gamma) = base(z, gamma) + net([z, fourier(z), embed(gamma)]).
+
+    The base is an exact denoiser of a simpler model: :class:`StandardNormal` for continuous
+    (standardized) data, :class:`IndependentLevels` for level data; the net, whose last
+    layer starts at zero, learns the rest.
     """
 
     def __init__(self, n_features: int, hidden: tuple[int, ...], spacing: torch.Tensor, octaves: int,
-                 embedding: int = 32):
+                 embedding: int = 32, base: nn.Module | None = None):
         super().__init__()
+        self.base = base if base is not None else StandardNormal()
         self.fourier = FourierFeatures(spacing, octaves) if octaves > 0 else None
         self.embedding = embedding
         width = n_features + (self.fourier.out_features if self.fourier is not None else 0) + embedding
@@ -66,5 +99,4 @@ class EpsilonMLP(nn.Module):
         parts = [z, sinusoidal_embedding(level, self.embedding)]
         if self.fourier is not None:
             parts.append(self.fourier(z))
-        sigma = torch.sigmoid(gamma).sqrt().unsqueeze(-1)
-        return sigma * z + self.out(self.body(torch.cat(parts, dim=-1)))
+        return self.base(z, gamma) + self.out(self.body(torch.cat(parts, dim=-1)))
