@@ -64,9 +64,9 @@ def main() -> None:
         for result in results:
             figure = task.nll(result.log_likelihood)
             gap = f"{-result.log_likelihood + task.true_log_likelihood:10.3f}" if task.true_log_likelihood is not None else f"{'':10}"
-            print(f"{result.name:28}{figure:12.3f}{gap}{result.fit_seconds:8.0f}  {result.note}")
+            print(f"{result.name:28}{figure:12.3f}{gap}{result.fit_seconds:8.0f}  {result.note}", flush=True)
         print(f"(VAEs: IWAE bound, k={K}; diffusion: variational bound, {args.t_samples} draws of t per row, "
-              f"Monte-Carlo standard error of its mean {mc_error:.3f} nats/row)")
+              f"Monte-Carlo standard error of its mean {mc_error:.3f} nats/row)", flush=True)
 
 
 if __name__ == "__main__":
