@@ -2,6 +2,7 @@
 
 from .config import VAEConfig
 from .data import loaders as datasets
+from .diffusion.estimator import Diffusion
 from .errors import AevbError, AevbWarning
 from .gplvm.estimator import GPLVM
 from .linear.estimators import PPCA, FactorAnalysis
@@ -10,4 +11,7 @@ from .tables.estimator import TabularVAE
 from .vae.estimator import VAE
 from .version import __version__
 
-__all__ = ["VAE", "GPLVM", "TabularVAE", "PPCA", "FactorAnalysis", "VAEConfig", "AevbError", "AevbWarning", "load", "datasets", "__version__"]
+__all__ = [
+    "VAE", "Diffusion", "GPLVM", "TabularVAE", "PPCA", "FactorAnalysis", "VAEConfig", "AevbError", "AevbWarning",
+    "load", "datasets", "__version__",
+]

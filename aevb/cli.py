@@ -25,6 +25,7 @@ from .config import POSITIVE_INT
 from .core import progress
 from .core.noise import MAX_SEED
 from .data.images import save_grid
+from .diffusion.estimator import format_evaluation as format_diffusion_evaluation
 from .errors import AevbError, AevbWarning, TrainingInterrupted, TrainingStopped
 from .estimator import EVAL_ROWS, Proposal
 from .quality.assess import assess, format_quality, model_frames
@@ -154,7 +155,8 @@ def cli():
 @click.option(
     "--model", "model_name", type=click.Choice(list(ESTIMATORS)), default="vae", show_default=True,
     help="vae: variational autoencoder; ppca: probabilistic PCA (closed form); fa: factor analysis (EM); "
-    "gplvm: Bayesian GP-LVM (small data).",
+    "gplvm: Bayesian GP-LVM (small data). "
+    "diffusion: variational diffusion model.",
 )
 @click.option("--table", is_flag=True, help="Model SOURCE (.csv) as a table of mixed column types, even if all numeric.")
 @config_options
@@ -224,12 +226,19 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
 @click.option("--png", type=click.Path(path_type=Path), default=None, help="Write an image grid (image data only).")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option("--mean", is_flag=True, help="Decoder means E[x|z] instead of draws of x.")
-def sample(model_dir, n, out, png, seed, mean):
+@click.option("--steps", type=int, default=None, callback=_positive,
+              help="Diffusion models: steps of ancestral sampling [default: the model's sample_steps].")
+def sample(model_dir, n, out, png, seed, mean, steps):
     """Draw N new rows from a trained model."""
     if out is None and png is None:
         raise AevbError("say where the samples go: --out FILE.npy|.csv and/or --png FILE.png")
     model = load(model_dir)
-    rows = model.sample(n, seed=seed, mean=mean)
+    if hasattr(model, "bound_samples"):  # a diffusion model: --steps of ancestral sampling
+        rows = model.sample(n, seed=seed, mean=mean, steps=steps, progress=sys.stderr.isatty())
+    elif steps is not None:
+        raise AevbError("--steps applies to diffusion models only")
+    else:
+        rows = model.sample(n, seed=seed, mean=mean)
     if out is not None:
         _write_rows(rows, out)
     if png is not None:
@@ -249,6 +258,23 @@ def encode(model_dir, source, out, key):
     _write_array(latents, out, [f"z{i}" for i in range(latents.shape[1])])
 
 
+T_SAMPLES_OPTION = click.option(
+    "--t-samples", type=int, default=None, callback=_positive,
+    help="Diffusion models: draws of t per row in the bound (more draws, a smaller Monte-Carlo error) "
+    "[default: 16].",
+)
+
+
+def _draws(model, k: int, t_samples: int | None) -> int:
+    """The draws per row: --t-samples for a diffusion model, --k for the others."""
+    default = getattr(model, "DEFAULT_T_SAMPLES", None)  # diffusion models draw t, not z
+    if default is not None:
+        return t_samples or default
+    if t_samples is not None:
+        raise AevbError("--t-samples applies to diffusion models only; use --k")
+    return k
+
+
 PROPOSAL_OPTION = click.option(
     "--proposal", type=click.Choice(typing.get_args(Proposal)), default="posterior", show_default=True,
     help="Where the importance samples of z come from: q(z|x) (the IWAE bound) or p(z) (naive Monte Carlo).",
@@ -261,6 +287,7 @@ PROPOSAL_OPTION = click.option(
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Per-row scores, .csv or .npy.")
 @click.option("--k", type=int, default=100, show_default=True, callback=_positive, help="Importance samples per row.")
 @PROPOSAL_OPTION
+@T_SAMPLES_OPTION
 @click.option("--key", default=None, help="Array to use from a .npz file with several.")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -268,7 +295,7 @@ PROPOSAL_OPTION = click.option(
     "--pixel-map", type=click.Path(path_type=Path), default=None,
     help="Also write, per image, a PNG of each pixel's log-probability into this folder (dark: unlikely).",
 )
-def score(model_dir, source, out, k, proposal, key, seed, quiet, pixel_map):
+def score(model_dir, source, out, k, proposal, t_samples, key, seed, quiet, pixel_map):
     """Per-row log p(x) estimate (nats), ELBO and its terms, for anomaly scores.
 
     A .npy SOURCE is read memory-mapped and scored in chunks, each written as it
@@ -277,6 +304,7 @@ def score(model_dir, source, out, k, proposal, key, seed, quiet, pixel_map):
     into memory."""
     _quiet(quiet)
     model = load(model_dir)
+    k = _draws(model, k, t_samples)
     if pixel_map is not None:
         _write_pixel_maps(model, model.read_data(source, key), pixel_map, k, seed)
     streaming.score_file(model, model.open_rows(source, key), source, out, k, seed, proposal, _group())
@@ -370,11 +398,12 @@ def impute(model_dir, source, out, k, multiple, seed, quiet):
 @click.argument("source")
 @click.option("--k", type=int, default=1000, show_default=True, callback=_positive, help="Importance samples per row.")
 @PROPOSAL_OPTION
+@T_SAMPLES_OPTION
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write the figures as JSON.")
 @click.option("--key", default=None, help="Array to use from a .npz file with several.")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def evaluate(model_dir, source, k, proposal, json_path, key, seed, quiet):
+def evaluate(model_dir, source, k, proposal, t_samples, json_path, key, seed, quiet):
     """Held-out ELBO, its terms, and the K-sample log p(x) estimate, in nats and bits/dim
     (and the exact log p(x) of linear-Gaussian models).
 
@@ -383,10 +412,14 @@ def evaluate(model_dir, source, k, proposal, json_path, key, seed, quiet):
     the figures are those of one process."""
     _quiet(quiet)
     model = load(model_dir)
-    figures = streaming.evaluate_rows(model, model.open_rows(source, key), source, k, seed, proposal, _group())
+    k = _draws(model, k, t_samples)
+    if hasattr(model, "bound_samples"):  # a diffusion model: its bound, rows in memory
+        figures = model.evaluate(model.open_rows(source, key), k=k, seed=seed)
+    else:
+        figures = streaming.evaluate_rows(model, model.open_rows(source, key), source, k, seed, proposal, _group())
     if not distributed.current().is_main:
         return
-    click.echo(format_evaluation(figures))
+    click.echo(format_diffusion_evaluation(figures) if hasattr(model, "bound_samples") else format_evaluation(figures))
     if json_path is not None:
         _write_json(figures, json_path)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from .config import TableConfig, VAEConfig
+from .diffusion.estimator import Diffusion
 from .errors import AevbError
 from .gplvm.estimator import GPLVM
 from .linear.estimators import PPCA, FactorAnalysis
@@ -16,7 +17,7 @@ from .tables.estimator import TabularVAE
 from .tables.io import is_table_file
 from .vae.estimator import VAE
 
-ESTIMATORS = {"vae": VAE, "ppca": PPCA, "fa": FactorAnalysis, "gplvm": GPLVM}
+ESTIMATORS = {"vae": VAE, "ppca": PPCA, "fa": FactorAnalysis, "gplvm": GPLVM, "diffusion": Diffusion}
 BY_CLASS_NAME = {cls.__name__: cls for cls in (*ESTIMATORS.values(), TabularVAE)}
 # The option dataclasses of every estimator, each once, in this order.
 OPTION_CLASSES = tuple(dict.fromkeys(cls.config_class for cls in BY_CLASS_NAME.values()))

@@ -45,8 +45,9 @@ class LinearGaussianEstimator(LatentModelEstimator):
         return LinearGaussianModel(LinearGaussianDecoder(self.config.latent_dim, n_features))
 
     @fitting
-    def fit(self, X, y=None) -> "LinearGaussianEstimator":
-        """Fit to the rows of X (n, D); returns self. ``y`` is ignored."""
+    def fit(self, X, y=None, **_training) -> "LinearGaussianEstimator":
+        """Fit to the rows of X (n, D) in one go; returns self. ``y`` and the options of a
+        stepwise fit (``progress``, ``run_dir``, ``resume``) are ignored."""
         image_shape = X.image_shape if isinstance(X, Dataset) else None
         values = self._fit_rows(X)
         if len(values) < 2:
