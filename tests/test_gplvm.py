@@ -193,7 +193,7 @@ def test_bad_input_is_an_aevb_error(fitted):
     with pytest.raises(AevbError, match="infinite"):
         model.score_samples(bad)
     with pytest.raises(AevbError, match="kernel"):
-        GPLVM(kernel="cubic")
+        GPLVM(kernel="cubic").fit(test)
     with pytest.raises(AevbError, match="not fitted"):
         GPLVM().score_samples(test)
 

@@ -167,6 +167,26 @@ class GPLVM(LatentModelEstimator):
             "kl_per_dimension": figures.kl_per_dimension.numpy(),
         }
 
+    def _statistics(self, x: torch.Tensor, seed: int, k: int | None = None, proposal: Proposal = "posterior",
+                    codes: bool = False) -> dict[str, np.ndarray]:
+        """The per-row figures that score and evaluate aggregate (as for the VAE: ELBO terms, the
+        k-sample estimate and its effective sample size, the latent means), from one fit of q(z*)."""
+        X = x.double().numpy()
+        figures = self.held_out(X, k or 1, seed, proposal)
+        log_det = self._log_det(X)
+        rows = {
+            "elbo": figures.elbo.numpy() + log_det,
+            "reconstruction": figures.reconstruction.numpy() + log_det,
+            "kl": figures.kl.numpy(),
+            "kl_per_dimension": figures.kl_per_dimension.numpy(),
+        }
+        if k:
+            rows["log_likelihood"] = figures.log_marginal.numpy() + log_det
+            rows["effective_sample_size"] = figures.effective_sample_size.numpy()
+        if codes:
+            rows["code"] = self._posterior(self._model_rows(X, 0)).mean.numpy()
+        return rows
+
     def transform(self, X) -> np.ndarray:
         """Means of q(z*) of the rows of X, (n, latent_dim)."""
         return self._posterior(self._model_rows(X, 0)).mean.numpy()
