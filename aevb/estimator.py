@@ -335,7 +335,7 @@ class LatentModelEstimator(Estimator):
         """Model-space batches of checked rows x with no noise drawn: level data at the centre
         of each cell, x + 1/2."""
         for start in range(0, len(x), EVAL_ROWS):
-            yield self.preprocessor_.to_model(x[start : start + EVAL_ROWS], center=True)
+            yield self.preprocessor_.to_model(x[start : start + EVAL_ROWS], center=True).to(self.dtype)
 
     @torch.no_grad()
     def transform(self, X) -> np.ndarray:
@@ -373,7 +373,7 @@ class LatentModelEstimator(Estimator):
         """
         pre, chunk = self.preprocessor_, self._chunk_size()
         parts = []
-        with seeded_draws(seed) as generator:
+        with seeded_draws(seed) as generator, progress.rows(len(x), "scoring") as rows_done:
             streams = DrawStreams()
             for start in range(0, len(x), EVAL_ROWS):
                 rows = x[start : start + EVAL_ROWS]
@@ -385,6 +385,7 @@ class LatentModelEstimator(Estimator):
                 parts.append(row_statistics(
                     self.model_, y, k, encode_at=at, proposal=proposal, streams=streams, chunk_size=chunk
                 ))
+                rows_done.update(len(rows))
         log_det = pre.log_abs_det_jacobian()
         joined = {name: torch.cat([part[name] for part in parts]).double().numpy() for name in parts[0]}
         return {name: values + log_det if name in LOG_DENSITIES else values for name, values in joined.items()}
