@@ -371,6 +371,7 @@ class LatentModelEstimator(Estimator):
         of their own seeded by ``seed`` (:class:`aevb.core.noise.DrawStreams`), so each
         figure is the one a pass computing it alone draws.
         """
+        seed = check_seed(seed)
         pre, chunk = self.preprocessor_, self._chunk_size()
         parts = []
         with seeded_draws(seed) as generator, progress.rows(len(x), "scoring") as rows_done:

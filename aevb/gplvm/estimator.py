@@ -11,7 +11,7 @@ from ..core.noise import seeded_draws
 from ..data.loaders import Dataset
 from ..data.preprocess import Preprocessor
 from ..errors import AevbError
-from ..estimator import EVAL_ROWS, LatentModelEstimator, Proposal, _check_positive_int
+from ..estimator import EVAL_ROWS, LatentModelEstimator, Proposal, _check_estimate
 from ..sklearn_api import fitting
 from .config import GPLVMConfig
 from .family import GPLVMFamily, training_bound
@@ -137,9 +137,7 @@ class GPLVM(LatentModelEstimator):
 
     def held_out(self, X, k: int = 100, seed: int = 0, proposal: Proposal = "posterior") -> HeldOut:
         """Per-row figures of new rows (model units, no Jacobian) with q(z*) (or p(z)) as proposal."""
-        k = _check_positive_int(k, "k")
-        if proposal not in ("posterior", "prior"):
-            raise AevbError(f"proposal must be 'posterior' or 'prior', got {proposal!r}")
+        k, proposal = _check_estimate(k, proposal)
         y = self._model_rows(X, seed)
         q = self._posterior(y) if proposal == "posterior" else self.model_.prior((len(y),))
         x0, observed = holes(y)
