@@ -13,15 +13,6 @@ from ..errors import AevbError
 MIN_TILE_PIXELS = 64  # small images (8x8 digits) are enlarged so a grid is readable
 
 
-def display_range(pre, rows: np.ndarray) -> tuple[float, float]:
-    """The values that map to black and white: the levels' or 0/1 range, else the rows' own."""
-    if pre.kind == "levels":
-        return 0.0, pre.n_levels - 1.0
-    if pre.kind == "binary":
-        return 0.0, 1.0
-    return float(rows.min()), float(rows.max())
-
-
 def save_grid(rows: np.ndarray, image_shape: tuple[int, ...], path: str | Path, value_range: tuple[float, float]) -> None:
     """Tile rows (n, prod(image_shape)) as images into a near-square grid PNG at ``path``
     (a file name or a binary file object).

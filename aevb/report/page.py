@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.images import display_range
 from ..errors import AevbError
 from . import figures
 
@@ -80,7 +79,7 @@ def _rows_view(model, rows, alt: str) -> str:
         return _table(rows.head(ROWS_SHOWN).itertuples(index=False), list(rows.columns))
     rows = np.asarray(rows)[:ROWS_SHOWN * (ROWS_SHOWN if model.image_shape_ else 1)]
     if model.image_shape_:
-        return _image(figures.image_grid(rows, model.image_shape_, display_range(model.preprocessor_, rows)), alt)
+        return _image(figures.image_grid(rows, model.image_shape_, model.preprocessor_.value_range(rows)), alt)
     shown = rows[:, :CELLS_SHOWN]
     return _table(shown, [f"x{j}" for j in range(shown.shape[1])])
 
