@@ -138,9 +138,9 @@ class TrainingConfig(Options):
         POSITIVE, may_change_on_resume=True,
     )
     checkpoint_every: float = option(
-        300.0,
-        "Seconds between mid-epoch checkpoints in the run folder "
-        "(one is also written after every epoch).",
+        60.0,
+        "Seconds between checkpoints in the run folder (one is also written before the "
+        "first step, when training stops and on Ctrl-C or SIGTERM); a hard kill loses at most this much.",
         POSITIVE_SECONDS, may_change_on_resume=True,
     )
     in_memory_mib: float = option(
@@ -149,7 +149,13 @@ class TrainingConfig(Options):
         "memory-mapped .npy is read in shuffled chunks (a block shuffle).",
         MIB,
     )
-    seed: int = option(0, "Seed: the same seed and data give the same model.")
+    seed: int = option(0, "Seed: the same seed, data and --threads give the same model.")
+    threads: int | None = option(
+        None,
+        "Intra-op threads of the training steps (default: timed, one or all cores, whichever "
+        "steps faster now). Pin it for bit-for-bit repeatable runs.",
+        POSITIVE_INT, may_change_on_resume=True,
+    )
     device: Device = option(
         "auto",
         "Where training computes: auto (a GPU when present), cpu, or cuda. "

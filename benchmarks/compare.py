@@ -29,9 +29,8 @@ rule may end it sooner) and is scored on the test rows:
   validation); the search over a grid starts no new value after the budget;
 - a Pyro VAE (SVI, Trace_ELBO, pyro.optim.Adam) and a pythae VAE (its
   TrainingPipeline), each with aevb's encoder/decoder sizes, SiLU, batch size
-  and learning rate, on as many threads as aevb's loop takes for that network
-  (``aevb.train.loop.loop_threads``: one, for these sizes), when the package is
-  installed; one that is not is reported as such.
+  and learning rate, on torch's default threads (aevb's loop picks its own by
+  timing its steps), when the package is installed; one that is not is reported as such.
 
 Every VAE, aevb's or not, is scored by the same evaluator: the peer's trained
 encoder and decoder nets are wrapped in an aevb ``LatentVariableModel`` and
@@ -64,19 +63,16 @@ from common import (  # noqa: E402
     dequantized,
     held_out_nats,
     split_rows,
-    with_threads,
 )
 from torch import nn  # noqa: E402
 
 from aevb import VAE, datasets  # noqa: E402
-from aevb.config import VAEConfig  # noqa: E402
 from aevb.core.distributions import bounded_scale, diagonal_normal  # noqa: E402
 from aevb.core.nets import mlp  # noqa: E402
 from aevb.core.priors import StandardNormalPrior  # noqa: E402
 from aevb.data.preprocess import Preprocessor  # noqa: E402
 from aevb.estimator import LatentModelEstimator  # noqa: E402
-from aevb.train.loop import loop_threads  # noqa: E402
-from aevb.vae.model import LatentVariableModel, build_vae  # noqa: E402
+from aevb.vae.model import LatentVariableModel  # noqa: E402
 
 K = 1000
 
@@ -375,14 +371,6 @@ def pythae_vae(task: Task, args) -> Result:
                   rows / seconds, f"{len(epochs)} epochs, mse decoder, sigma refit per feature")
 
 
-def peer_threads(task: Task, args) -> int:
-    """The threads aevb's loop takes for the same network, given to the peers too (a fair CPU budget)."""
-    if args.peer_threads == "default":
-        return torch.get_num_threads()
-    vae = build_vae(VAEConfig(latent_dim=args.latent_dim), task.n_features, "gaussian")
-    return loop_threads(vae, 128, torch.get_num_threads())
-
-
 # -- the table ---------------------------------------------------------------------------
 
 
@@ -417,20 +405,17 @@ def main() -> None:
     parser.add_argument("--only", default="", help="run only contenders whose name contains one of these (comma-separated)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latent-dim", type=int, default=16, help="latent size of the peer VAEs (aevb's default)")
-    parser.add_argument("--peer-threads", choices=["aevb", "default"], default="aevb",
-                        help="threads of the Pyro and pythae loops: as many as aevb's (default) or torch's default")
     parser.add_argument("--noise-draws", type=int, default=5, help="dequantization draws per test row (sklearn)")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, flush_denormal on, seed {args.seed}, "
-          f"peer VAEs on {args.peer_threads} threads")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, flush_denormal on, seed {args.seed}")
     wanted = [w for w in args.only.split(",") if w]
     for name in args.datasets.split(","):
         task = load_task(name, args.seed)
         contenders = [
             ("aevb VAE", lambda: aevb_vae(task, args)),
             ("aevb VAE, prior=mog", lambda: aevb_vae(task, args, prior="mog")),
-            ("Pyro VAE", lambda: with_threads(peer_threads(task, args), pyro_vae, task, args)),
-            ("pythae VAE", lambda: with_threads(peer_threads(task, args), pythae_vae, task, args)),
+            ("Pyro VAE", lambda: pyro_vae(task, args)),
+            ("pythae VAE", lambda: pythae_vae(task, args)),
         ]
         labels = ["GaussianMixture full", "GaussianMixture diag", "KernelDensity", "PCA.score", "FactorAnalysis"]
         contenders += [(f"sklearn {label}", c) for label, c in zip(labels, sklearn_contenders(task, args))]

@@ -13,9 +13,8 @@ in the same process, ``--repeats`` runs of
 - a minimal hand-written PyTorch loop of the same network (``common.PlainVAE``:
   the same layers, SiLU, Gaussian decoder with a per-row scale, analytic KL,
   the same batches and per-batch preprocessing), with plain ``torch.optim.Adam``
-  and with fused Adam, on the number of threads aevb's loop picks for that
-  size (``aevb.train.loop.loop_threads``), and once more on torch's default threads
-  where that differs;
+  and with fused Adam, on torch's default threads and on one thread (aevb's
+  loop times its steps and picks one of the two, :mod:`aevb.train.threads`);
 
 and prints rows/s (best and median), aevb / hand-written as best over best and
 as the median of back-to-back pairs, and aevb's achieved GFLOP/s (6 x the
@@ -50,7 +49,7 @@ from common import run_plain, summary, with_threads  # noqa: E402
 from aevb import VAE  # noqa: E402
 from aevb.config import VAEConfig  # noqa: E402
 from aevb.data.preprocess import Preprocessor  # noqa: E402
-from aevb.train.loop import loop_threads, train  # noqa: E402
+from aevb.train.loop import train  # noqa: E402
 from aevb.vae.family import VAEFamily  # noqa: E402
 from aevb.vae.model import build_vae  # noqa: E402
 
@@ -98,7 +97,7 @@ def training(size, rows: int, epochs: int, repeats: int, peak: float, compile: b
     train_x = torch.as_tensor(values[128:], dtype=torch.float32)
     val_x = torch.as_tensor(values[:128], dtype=torch.float32)
     default = torch.get_num_threads()
-    threads = loop_threads(build_vae(config, n_features, pre.likelihood), batch, default)
+    threads = default
     loops = {
         "aevb train()": lambda seed: run_aevb(train_x, val_x, pre, config, epochs, seed),
         "hand-written, Adam": lambda seed: with_threads(threads, run_plain, train_x, pre, config, epochs, seed),
@@ -110,8 +109,8 @@ def training(size, rows: int, epochs: int, repeats: int, peak: float, compile: b
         loops["hand-written, fused, compiled"] = lambda seed: with_threads(
             threads, run_plain, train_x, pre, config, epochs, seed, fused=True, compile=True
         )
-    if threads != default:
-        loops[f"hand-written, Adam, {default} thr."] = lambda seed: run_plain(train_x, pre, config, epochs, seed)
+    if default != 1:
+        loops["hand-written, Adam, 1 thr."] = lambda seed: with_threads(1, run_plain, train_x, pre, config, epochs, seed)
     warm_up = {name: loop(0) for name, loop in loops.items()}
     if compile:
         print(f"    torch.compile: first run {warm_up['hand-written, fused, compiled']:.1f} s, including compilation")
@@ -121,7 +120,7 @@ def training(size, rows: int, epochs: int, repeats: int, peak: float, compile: b
             rates[name].append(rows * epochs / loop(r + 1))
     label = f"{n_features}-{'-'.join(map(str, hidden))}-{latent}, batch {batch}"
     print(f"{label}: {rows} rows x {epochs} epochs, {repeats} interleaved runs; aevb's loop and the "
-          f"hand-written ones on {threads} thread(s) (aevb's choice for this size) unless marked")
+          f"hand-written ones on {threads} thread(s) unless marked")
     for name, values_ in rates.items():
         print(f"    {name:26}{summary(values_)} rows/s")
     aevb, plain = rates["aevb train()"], rates["hand-written, Adam"]

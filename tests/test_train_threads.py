@@ -1,4 +1,5 @@
-"""The training loop picks its intra-op threads from the step's size and gives the caller's back."""
+"""The training loop times its steps to pick one thread or all, pins a count on request,
+and gives the caller's count back."""
 
 from __future__ import annotations
 
@@ -7,15 +8,53 @@ import torch
 
 from aevb import VAE
 from aevb.config import VAEConfig
-from aevb.train.loop import loop_threads
+from aevb.train import threads as step_threads
+from aevb.train.threads import StepThreads
 from aevb.vae.model import build_vae
 
 
-def test_small_steps_run_on_one_thread_large_ones_on_all():
-    digits_default = build_vae(VAEConfig(), 64, "gaussian")  # largest layer 256 x 256
-    assert loop_threads(digits_default, 128, 2) == 1
-    mnist_sized = build_vae(VAEConfig(hidden=(512, 256), latent_dim=32), 784, "gaussian")
-    assert loop_threads(mnist_sized, 512, 2) == 2
+def run_steps(chooser: StepThreads, seconds_at: dict[int, float], n: int, clock: list[float]) -> list[int]:
+    """Drive ``chooser`` for n steps whose duration depends on the thread count; return the counts used."""
+    used = []
+    for _ in range(n):
+        chooser.before_step()
+        used.append(chooser.current)
+        clock[0] += seconds_at[chooser.current]
+        chooser.after_step()
+    return used
+
+
+def fake_clock(monkeypatch) -> list[float]:
+    clock = [0.0]
+    monkeypatch.setattr(step_threads.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(step_threads.time, "monotonic", lambda: clock[0])
+    return clock
+
+
+def test_the_faster_count_wins_and_is_asked_again_as_the_load_changes(monkeypatch):
+    clock = fake_clock(monkeypatch)
+    before = torch.get_num_threads()
+    model = build_vae(VAEConfig(), 64, "gaussian")  # 128 x 256 x 256 multiply-adds: worth timing
+    try:
+        chooser = StepThreads(model, 128, available=2)
+        assert chooser.choices == [1, 2]
+        quiet = {1: 0.005, 2: 0.004}
+        used = run_steps(chooser, quiet, 200, clock)
+        assert used[-1] == 2 and used[100:].count(2) == 100
+        busy = {1: 0.005, 2: 0.030}  # another process took a core: two threads spin
+        later = run_steps(chooser, busy, 2000, clock)
+        assert later[-1] == 1
+        assert later.count(2) < 0.02 * len(later)  # re-asking costs a few steps only
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_tiny_steps_and_single_cores_never_switch_and_a_pinned_count_holds(monkeypatch):
+    fake_clock(monkeypatch)
+    tiny = build_vae(VAEConfig(hidden=(8,), latent_dim=2), 3, "gaussian")
+    assert StepThreads(tiny, 16, available=2).choices == [1]
+    assert StepThreads(build_vae(VAEConfig(), 64, "gaussian"), 128, available=1).choices == [1]
+    assert StepThreads(tiny, 16, available=2, pinned=3).choices == [3]
 
 
 def test_fit_restores_the_callers_thread_count():

@@ -31,6 +31,7 @@ from ..scale.distributed import SINGLE, Group
 from ..store.run_folder import no_follow
 from .checkpoint import Checkpoints, TrainingState
 from .signals import Caught, deferred_signals
+from .threads import StepThreads
 
 # Rows per batch of the validation pass.
 VALIDATION_ROWS = 1024
@@ -65,19 +66,6 @@ def make_optimizer(model: torch.nn.Module, config: TrainingConfig) -> torch.opti
         )
     except (RuntimeError, TypeError):
         return torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-
-
-# A training step whose largest matmul has fewer multiply-adds than this runs on one
-# thread: on a busy 2-core CPU two threads made a batch-128 step of the default
-# digits network 5-8x slower (threads spin at every tiny parallel region), while a
-# batch-512 step of a 784-512-256 network still ran 1.75x faster on two.
-ONE_THREAD_MACS = 2**26
-
-
-def loop_threads(model: torch.nn.Module, batch_size: int, available: int) -> int:
-    """Intra-op threads for the training loop: 1 for small steps, else ``available``."""
-    largest = max((p.shape[0] * p.shape[1] for p in model.parameters() if p.dim() == 2), default=0)
-    return 1 if batch_size * largest < ONE_THREAD_MACS else available
 
 
 @torch.no_grad()
@@ -259,8 +247,9 @@ def train(
     seeded from ``config.seed`` (batch order, dequantization); callers seed the
     former, with :func:`aevb.noise.global_seed` of ``config.seed``. ``progress=None`` shows a bar where someone can see it (:mod:`aevb.core.progress`).
 
-    With ``checkpoints``, a checkpoint is written before the first step, after
-    every epoch, every ``checkpoint_every`` seconds and on SIGINT/SIGTERM (then
+    With ``checkpoints``, a checkpoint is written before the first step, whenever
+    ``checkpoint_every`` seconds have passed since the last one (checked after each
+    step), when training stops and on SIGINT/SIGTERM (then
     :class:`TrainingInterrupted` is raised); if they were opened to resume,
     the loop first restores the last one. A non-finite loss or gradient
     raises :class:`TrainingDiverged` without touching the checkpoint. Either
@@ -317,7 +306,7 @@ def train(
 
     metrics_file, writer = _open_metrics(metrics_path, state.history, metric_fields(family))
     threads = torch.get_num_threads()
-    torch.set_num_threads(loop_threads(model, config.batch_size, threads))
+    step_threads = StepThreads(model, config.batch_size, threads, config.threads)
     bar = tqdm(total=config.epochs, initial=state.epoch, desc="training", unit="epoch", disable=not show)
     signals = deferred_signals() if checkpoints is not None else contextlib.nullcontext(Caught())
     try:
@@ -334,7 +323,9 @@ def train(
                     rows = _next_rows(train_x, state, config.batch_size)
                     batch = pre.to_model(rows, generator).to(device, dtype, non_blocking=True)
                     now = Progress(epoch=state.epoch + 1, step=state.step)
+                    step_threads.before_step()
                     sums = _gradient_step(step, model, optimizer, batch, config, now, group)
+                    step_threads.after_step()
                     if isinstance(sums, str):
                         diverged(sums)
                     state.sums += sums
@@ -362,8 +353,10 @@ def train(
                     state.best_state = copy.deepcopy(model.state_dict())
                 bar.update(1)
                 bar.set_postfix(val=f"{bound:.2f}", best=f"{state.best_bound:.2f}@{state.best_epoch}")
-                if checkpoints is not None:
+                if checkpoints is not None and checkpoints.due():
                     save_checkpoint()
+            if checkpoints is not None:
+                save_checkpoint()  # where it stopped, so that --resume can extend a finished run
     finally:
         torch.set_num_threads(threads)
         bar.close()
