@@ -62,6 +62,8 @@ def config_options(command):
             if field.name in seen:
                 continue
             kind = hints[field.name]
+            if type(None) in typing.get_args(kind):  # X | None: unset unless given
+                kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
             if typing.get_origin(kind) is typing.Literal:
                 click_type = click.Choice(typing.get_args(kind))
             elif typing.get_origin(kind) is tuple:

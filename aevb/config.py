@@ -181,10 +181,15 @@ class TrainingConfig(Options):
 class VAEConfig(TrainingConfig):
     """A VAE's options: the model and its training objective, plus the training fields."""
 
-    latent_dim: int = option(16, "Size of the latent code z.", POSITIVE_INT)
-    hidden: tuple[int, ...] = option(
-        (256, 256),
-        "Hidden layer widths of encoder and decoder MLPs, e.g. 256,256.",
+    latent_dim: int | None = option(
+        None,
+        "Size of the latent code z (default: from the data, half the features, at most 16; 20 from 256 features).",
+        POSITIVE_INT,
+    )
+    hidden: tuple[int, ...] | None = option(
+        None,
+        "Hidden layer widths of encoder and decoder MLPs, e.g. 256,256 (default: 256,256, "
+        "or 512,512 from 256 features on).",
         POSITIVE_INTS,
     )
     likelihood: Likelihood = option(
@@ -258,12 +263,14 @@ class VAEConfig(TrainingConfig):
     mc_samples: int = option(1, "Monte-Carlo samples L of z per row in the training ELBO.", POSITIVE_INT)
 
     def __post_init__(self) -> None:
-        self.hidden = tuple(self.hidden) if isinstance(self.hidden, (list, tuple)) else (self.hidden,)
+        if self.hidden is not None:
+            self.hidden = tuple(self.hidden) if isinstance(self.hidden, (list, tuple)) else (self.hidden,)
         self.validate()
 
     def validate(self) -> None:
         super().validate()
-        self.hidden = tuple(int(h) for h in self.hidden)
+        if self.hidden is not None:
+            self.hidden = tuple(int(h) for h in self.hidden)
         if self.free_bits > 0 and self.objective != "elbo":
             raise AevbError("free_bits works with objective elbo only; use kl_warmup or beta with iwae")
         if self.latent_layers > 1 and (self.posterior != "diagonal" or self.prior != "standard" or self.decoder != "mlp"):

@@ -208,6 +208,7 @@ class Estimator(SklearnEstimator):
         values, pre, image_shape = self._prepare(X)
         if len(values) < 2:
             raise AevbError(f"need at least 2 rows to train (one for validation), got {len(values)}")
+        self.automatic_options_, _ = self._automatic_options(len(values), _modelled_features(values, pre))
         config = self.config
         self._check_fits(config, pre.n_features)  # before any allocation
         order = np.random.default_rng(config.seed).permutation(len(values))
@@ -253,6 +254,11 @@ class Estimator(SklearnEstimator):
     def _check_fits(self, config, n_features: int) -> None:
         """Raise an AevbError naming the option when training would not fit in memory."""
 
+    def _automatic_options(self, n_rows: int, n_features: int) -> tuple[dict, str]:
+        """Values for the options left unset (None) that this family chooses from the
+        data's shape, and one line saying what and why (``describe_data`` shows it)."""
+        return {}, ""
+
     def _set_result(self, result: TrainingResult) -> None:
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
@@ -294,13 +300,21 @@ class Estimator(SklearnEstimator):
         return load_data(source, key, memory_map=memory_map)
 
     def describe_data(self, data) -> str | None:
-        """A note on how the model reads ``data`` (what ``read_data`` gave), to show before training."""
-        return None
+        """A note on how the model reads ``data`` (what ``read_data`` gave), to show before
+        training: the sizes it will choose for options left unset."""
+        shape = data.shape if hasattr(data, "shape") else data.values.shape
+        return self._automatic_options(shape[0], shape[1])[1] or None
 
     def save(self, folder: str | Path) -> Path:
         """Write config.json and model.safetensors into ``folder``; returns the folder."""
         self._check_fitted()
         return save_model(self, folder)
+
+
+def _modelled_features(values: np.ndarray, pre: Preprocessor) -> int:
+    """Columns the model reads: a table's modelled columns, else the row width."""
+    schema = getattr(pre, "schema", None)
+    return len(schema.columns) if schema is not None else values.shape[1]
 
 
 class LatentModelEstimator(Estimator):

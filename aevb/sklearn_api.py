@@ -105,8 +105,9 @@ class SklearnEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Densit
 
     @property
     def config(self):
-        """The parameters as the options dataclass: an AevbError names a bad one."""
-        return self.config_class.from_dict(self.get_params(deep=False))
+        """The parameters as the options dataclass (after ``fit``, with the values it chose
+        for options left unset: ``automatic_options_``): an AevbError names a bad one."""
+        return self.config_class.from_dict({**self.get_params(deep=False), **vars(self).get("automatic_options_", {})})
 
     def __sklearn_is_fitted__(self) -> bool:
         return "model_" in vars(self)

@@ -34,7 +34,7 @@ def fake_clock(monkeypatch) -> list[float]:
 def test_the_faster_count_wins_and_is_asked_again_as_the_load_changes(monkeypatch):
     clock = fake_clock(monkeypatch)
     before = torch.get_num_threads()
-    model = build_vae(VAEConfig(), 64, "gaussian")  # 128 x 256 x 256 multiply-adds: worth timing
+    model = build_vae(VAEConfig(hidden=(256, 256), latent_dim=16), 64, "gaussian")  # 128 x 256 x 256 multiply-adds: worth timing
     try:
         chooser = StepThreads(model, 128, available=2)
         assert chooser.choices == [1, 2]
@@ -53,7 +53,7 @@ def test_tiny_steps_and_single_cores_never_switch_and_a_pinned_count_holds(monke
     fake_clock(monkeypatch)
     tiny = build_vae(VAEConfig(hidden=(8,), latent_dim=2), 3, "gaussian")
     assert StepThreads(tiny, 16, available=2).choices == [1]
-    assert StepThreads(build_vae(VAEConfig(), 64, "gaussian"), 128, available=1).choices == [1]
+    assert StepThreads(build_vae(VAEConfig(hidden=(256, 256), latent_dim=16), 64, "gaussian"), 128, available=1).choices == [1]
     assert StepThreads(tiny, 16, available=2, pinned=3).choices == [3]
 
 

@@ -98,8 +98,10 @@ class TabularVAE(VAE):
         return read_table(source)
 
     def describe_data(self, data) -> str:
-        """The schema ``fit`` infers: one line per column."""
-        return self.infer_schema(data).summary()
+        """The schema ``fit`` infers (one line per column), and the sizes chosen for options left unset."""
+        schema = self.infer_schema(data)
+        sizes = self._automatic_options(len(data), len(schema.columns))[1]
+        return schema.summary() + (f"\n{sizes}" if sizes else "")
 
     def fit(self, X, y=None, **kwargs) -> "TabularVAE":
         """Train on the table X (see :meth:`aevb.VAE.fit`; y is ignored), then keep the moments

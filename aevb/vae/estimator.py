@@ -16,6 +16,7 @@ from ..estimator import (
 from ..images.decoders import outputs_per_pixel, pixel_log_prob
 from ..images.hierarchy import layer_figures
 from ..images.pixels import DISCRETE_LIKELIHOODS
+from . import sizes
 from .family import VAEFamily
 from .memory import check_fits
 from .model import resolved_net
@@ -43,6 +44,9 @@ class VAE(LatentModelEstimator):
 
     def _check_fits(self, config: VAEConfig, n_features: int) -> None:
         check_fits(config, n_features)
+
+    def _automatic_options(self, n_rows: int, n_features: int) -> tuple[dict, str]:
+        return sizes.automatic(self.get_params(deep=False), n_rows, n_features)
     @torch.no_grad()
     def reconstruct(self, X) -> np.ndarray:
         """E[x | z = E_q[z|x]] per row (n, D), in the user's units: each row as the model

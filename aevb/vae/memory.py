@@ -17,6 +17,7 @@ import os
 
 from ..config import VAEConfig
 from ..errors import AevbError
+from .sizes import automatic
 
 BYTES = 4
 COPIES = 5  # weight, gradient, two Adam moments, best weights
@@ -60,10 +61,11 @@ def check_fits(config: VAEConfig, n_features: int) -> None:
     need, have = training_bytes(config, n_features), memory_bytes()
     if need <= have:
         return
-    defaults = VAEConfig()
+    # The defaults for these rows, sizes included.
+    defaults = {**VAEConfig().to_dict(), **automatic({"latent_dim": None, "hidden": None}, 0, n_features)[0]}
 
     def without(name: str) -> int:
-        return training_bytes(config.__class__(**{**config.to_dict(), name: getattr(defaults, name)}), n_features)
+        return training_bytes(config.__class__(**{**config.to_dict(), name: defaults[name]}), n_features)
 
     culprit = min(SIZE_OPTIONS, key=without)
     value = ",".join(map(str, config.hidden)) if culprit == "hidden" else getattr(config, culprit)
