@@ -24,15 +24,18 @@ def run_steps(chooser: StepThreads, seconds_at: dict[int, float], n: int, clock:
     return used
 
 
-def fake_clock(monkeypatch) -> list[float]:
-    clock = [0.0]
+def fake_clock(monkeypatch, load: list[float] | None = None) -> list[float]:
+    """A clock the test advances, and a load average it sets (``load[0]``)."""
+    clock, load = [0.0], load if load is not None else [0.0]
+    monkeypatch.setattr(step_threads.os, "getloadavg", lambda: (load[0], load[0], load[0]))
     monkeypatch.setattr(step_threads.time, "perf_counter", lambda: clock[0])
     monkeypatch.setattr(step_threads.time, "monotonic", lambda: clock[0])
     return clock
 
 
-def test_the_faster_count_wins_and_is_asked_again_as_the_load_changes(monkeypatch):
-    clock = fake_clock(monkeypatch)
+def test_the_faster_count_wins_and_a_slowdown_drops_to_one_thread(monkeypatch):
+    load = [0.5]
+    clock = fake_clock(monkeypatch, load)
     before = torch.get_num_threads()
     model = build_vae(VAEConfig(hidden=(256, 256), latent_dim=16), 64, "gaussian")  # 128 x 256 x 256 multiply-adds: worth timing
     try:
@@ -42,9 +45,23 @@ def test_the_faster_count_wins_and_is_asked_again_as_the_load_changes(monkeypatc
         used = run_steps(chooser, quiet, 200, clock)
         assert used[-1] == 2 and used[100:].count(2) == 100
         busy = {1: 0.005, 2: 0.030}  # another process took a core: two threads spin
+        load[0] = 2.0
         later = run_steps(chooser, busy, 2000, clock)
         assert later[-1] == 1
-        assert later.count(2) < 0.02 * len(later)  # re-asking costs a few steps only
+        assert later.count(2) <= 10  # dropped at once, and no probing while the machine is busy
+        load[0] = 0.5  # quiet again: asked again after REPROBE_SECONDS
+        again = run_steps(chooser, quiet, int(step_threads.REPROBE_SECONDS / 0.004) + 100, clock)
+        assert again[-1] == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_busy_machine_is_never_probed(monkeypatch):
+    clock = fake_clock(monkeypatch, [1.8])
+    chooser = StepThreads(build_vae(VAEConfig(hidden=(256, 256), latent_dim=16), 64, "gaussian"), 128, available=2)
+    before = torch.get_num_threads()
+    try:
+        assert set(run_steps(chooser, {1: 0.005, 2: 0.5}, 5000, clock)) == {1}
     finally:
         torch.set_num_threads(before)
 

@@ -3,11 +3,14 @@
 On a quiet multi-core CPU, all cores make a step of a typical small network
 1.2-1.4x faster than one; when other processes share the cores, threads that
 spin at every tiny parallel region made the same step 5-8x slower (a loaded
-2-core run once took 24x longer). Neither fixed choice is right, so by
-default the loop times the steps themselves: a few at one thread, a few at
-all, keeps the faster, and asks again every ``REPROBE_SECONDS``, or at once
-when its steps become ``SLOWDOWN`` times slower than they were (the load
-changed).
+2-core run once took 24x longer), and even a few probing steps on all cores
+cost more than they can win back. So by default:
+
+- while the machine's load average leaves a core free, the loop times a few
+  steps on one thread and a few on all, and keeps the faster;
+- it asks again every ``REPROBE_SECONDS``; when steps on all cores become
+  ``SLOWDOWN`` times slower than they were, it drops to one thread at once;
+- on a busy machine it stays on one thread and probes nothing.
 
 Thread counts can change the last bits of a matmul's sum for some shapes, so
 an adaptive run is not bit-for-bit repeatable on every shape; ``threads=N``
@@ -17,6 +20,7 @@ matches an uninterrupted one, bit for bit).
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -25,11 +29,11 @@ import torch
 # Below this many multiply-adds in the step's largest matmul, one thread is always
 # at least as fast (the parallel region costs more than it saves).
 TINY_STEP_MACS = 2**20
-# Steps timed at each count when choosing.
+# Steps timed at each count when choosing (the first after a switch is left out).
 PROBE_STEPS = 6
 # Seconds between choices.
 REPROBE_SECONDS = 20.0
-# Steps this much slower than when the count was chosen call for a new choice.
+# Steps on all cores this much slower than when chosen: another process arrived.
 SLOWDOWN = 1.5
 
 
@@ -37,6 +41,14 @@ def largest_matmul(model: torch.nn.Module, batch_size: int) -> int:
     """Multiply-adds of the largest weight matrix applied to a batch."""
     largest = max((p[0].numel() * p.shape[0] for p in model.parameters() if p.dim() >= 2), default=0)
     return batch_size * largest
+
+
+def cores_free(available: int) -> bool:
+    """Does the load average (this process's own thread included) leave a core idle?"""
+    try:
+        return os.getloadavg()[0] < available - 0.5
+    except (OSError, AttributeError):  # no load average here (Windows): do not probe
+        return False
 
 
 class StepThreads:
@@ -50,21 +62,23 @@ class StepThreads:
             self.choices = [1]
         else:
             self.choices = [1, available]
-        self.current = self.choices[-1]
+        self.current = self.choices[0]
         self.timings: dict[int, list[float]] = {}
-        self.recent: list[float] = []  # the chosen count's latest step times
+        self.recent: list[float] = []  # the latest step times on the chosen count
         self.chosen_time = 0.0
-        self.probing = len(self.choices) > 1
-        self.decided_at = time.monotonic()
+        self.probing = False
+        self.decided_at = -float("inf")  # ask at the first step
         self.started = 0.0
 
     def before_step(self) -> None:
+        if len(self.choices) > 1 and not self.probing and time.monotonic() - self.decided_at > REPROBE_SECONDS:
+            self.decided_at = time.monotonic()
+            if cores_free(self.choices[-1]):
+                self.probing, self.timings = True, {}
+            else:
+                self.current = 1
         if self.probing:
-            self.current = next((n for n in self.choices if len(self.timings.get(n, ())) < PROBE_STEPS + 1),
-                                self.current)
-        elif len(self.choices) > 1 and time.monotonic() - self.decided_at > REPROBE_SECONDS:
-            self.probing, self.timings = True, {}
-            return self.before_step()
+            self.current = next(n for n in self.choices if len(self.timings.get(n, ())) <= PROBE_STEPS)
         if torch.get_num_threads() != self.current:
             torch.set_num_threads(self.current)
         self.started = time.perf_counter()
@@ -73,15 +87,14 @@ class StepThreads:
         if len(self.choices) == 1:
             return
         seconds = time.perf_counter() - self.started
-        if not self.probing:
+        if self.probing:
+            self.timings.setdefault(self.current, []).append(seconds)
+            if all(len(self.timings.get(n, ())) > PROBE_STEPS for n in self.choices):
+                medians = {n: statistics.median(self.timings[n][1:]) for n in self.choices}
+                self.current = min(self.choices, key=medians.get)
+                self.chosen_time, self.recent = medians[self.current], []
+                self.probing, self.decided_at = False, time.monotonic()
+        elif self.current > 1:
             self.recent = [*self.recent[1 - PROBE_STEPS :], seconds]
             if len(self.recent) == PROBE_STEPS and statistics.median(self.recent) > SLOWDOWN * self.chosen_time:
-                self.decided_at = -float("inf")  # ask again at the next step
-            return
-        self.timings.setdefault(self.current, []).append(seconds)
-        if all(len(self.timings.get(n, ())) > PROBE_STEPS for n in self.choices):
-            # The first step after a switch pays for waking threads: leave it out.
-            medians = {n: statistics.median(self.timings[n][1:]) for n in self.choices}
-            self.current = min(self.choices, key=medians.get)
-            self.chosen_time, self.recent = medians[self.current], []
-            self.probing, self.decided_at = False, time.monotonic()
+                self.current, self.decided_at = 1, time.monotonic()
