@@ -33,4 +33,5 @@ def automatic(params: dict, n_rows: int, n_features: int) -> tuple[dict, str]:
         why.append(f"hidden {width},{width} ({'512 from 256 features' if wide else 'below 256 features'})")
     if not chosen:
         return {}, ""
-    return chosen, f"sizes for {n_features} features: {'; '.join(why)}; set --latent-dim / --hidden to choose"
+    flags = " / ".join("--" + name.replace("_", "-") for name in chosen)
+    return chosen, f"sizes for {n_features} features: {'; '.join(why)}; set {flags} to choose"

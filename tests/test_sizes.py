@@ -1,0 +1,34 @@
+"""Sizes left unset are chosen from the data's shape, saved, and lose to explicit options."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from aevb import VAE, load
+from aevb.vae.sizes import automatic
+
+
+def test_the_rule_half_the_features_up_to_16_wider_from_256():
+    unset = {"latent_dim": None, "hidden": None}
+    assert automatic(unset, 100, 5)[0] == {"latent_dim": 2, "hidden": (256, 256)}
+    assert automatic(unset, 100, 1)[0]["latent_dim"] == 1
+    assert automatic(unset, 100, 64)[0]["latent_dim"] == 16
+    assert automatic(unset, 100, 784)[0] == {"latent_dim": 20, "hidden": (512, 512)}
+    chosen, why = automatic({"latent_dim": 3, "hidden": None}, 100, 784)
+    assert chosen == {"hidden": (512, 512)} and "--hidden" in why and "--latent-dim" not in why
+    assert automatic({"latent_dim": 3, "hidden": (8,)}, 100, 784) == ({}, "")
+
+
+def test_fit_builds_saves_and_reloads_the_chosen_sizes_and_explicit_options_win(tmp_path):
+    rows = np.random.default_rng(0).normal(size=(60, 6))
+    model = VAE(epochs=1).fit(rows, progress=False)
+    assert model.get_params()["latent_dim"] is None  # the parameters stay as given (scikit-learn's rule)
+    assert model.model_.latent_dim == 3 and model.config.hidden == (256, 256)
+    model.save(tmp_path / "m")
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())["model"]
+    assert saved["latent_dim"] == 3 and saved["hidden"] == [256, 256]
+    assert load(tmp_path / "m").model_.latent_dim == 3
+    explicit = VAE(epochs=1, latent_dim=5, hidden=(8,)).fit(rows, progress=False)
+    assert explicit.model_.latent_dim == 5 and explicit.automatic_options_ == {}
