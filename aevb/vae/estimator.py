@@ -47,6 +47,7 @@ class VAE(LatentModelEstimator):
 
     def _automatic_options(self, n_rows: int, n_features: int) -> tuple[dict, str]:
         return sizes.automatic(self.get_params(deep=False), n_rows, n_features)
+
     @torch.no_grad()
     def reconstruct(self, X) -> np.ndarray:
         """E[x | z = E_q[z|x]] per row (n, D), in the user's units: each row as the model
