@@ -277,6 +277,10 @@ class Estimator(SklearnEstimator):
             y = self.family.sample(self.model_, n)
         return self.preprocessor_.from_model(y).double().numpy()
 
+    def codes(self, x: torch.Tensor) -> np.ndarray:
+        """:meth:`transform` of rows that :meth:`checked_rows` returned (a family with no code says so)."""
+        return self.transform(x.double().numpy())
+
     def score_samples(self, X, k: int = 100, seed: int = 0) -> np.ndarray:
         """Per-row log p(x) in nats, shape (n,): the family's estimate or bound with k draws."""
         k = _check_positive_int(k, "k")
@@ -312,23 +316,44 @@ class LatentModelEstimator(Estimator):
 
     # -- using a fitted model --------------------------------------------------
 
-    @torch.no_grad()
     def sample(self, n: int = 1, seed: int | None = None, mean: bool = False) -> np.ndarray:
         """n new rows (n, D) in the user's units, drawn from p(z) p(x|z).
 
         ``mean=True`` returns the decoder's mean E[x|z] instead of a draw of x:
-        smoother pictures, but not samples of p(x).
+        smoother pictures, but not samples of p(x). The rows are those of
+        :meth:`sample_chunks`, joined.
         """
         self._check_fitted()
         n = _check_positive_int(n, "the number of samples")
         seed = None if seed is None else check_seed(seed)
         # z, the decoder's mean and scale, the draw and its float64 copy
         check_request(8 * n * (self.model_.latent_dim + 4 * self.n_features_in_), f"sampling {n} rows")
-        with torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.manual_seed(seed)
-            decoded = self.model_.likelihood(self.model_.sample_latents(n))
-            y = decoded.mean if mean else decoded.sample()
+        return np.concatenate(list(self.sample_chunks(n, seed, mean)))
+
+    def sample_chunks(self, n: int, seed: int | None = None, mean: bool = False, **options):
+        """The rows of :meth:`sample` (``options`` go to it too), ``streaming.CHUNK_ROWS`` at a
+        time, so that any number of rows can be written in bounded memory.
+
+        Chunk i draws from ``streaming.chunk_seed(seed, i)``, as chunks of scored rows do (so
+        up to CHUNK_ROWS rows are those one draw of ``seed`` gives); with no seed, from a seed
+        drawn from torch's generator, whose state is left as it was."""
+        self._check_fitted()
+        n = _check_positive_int(n, "the number of samples")
+        if seed is None:
+            with torch.random.fork_rng(devices=[]):
+                seed = int(torch.randint(0, 2**62, ()))
+        seed = check_seed(seed)
+        for index, start in enumerate(range(0, n, streaming.CHUNK_ROWS)):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(streaming.chunk_seed(seed, index) % 2**64)
+                part = self._sample_rows(min(streaming.CHUNK_ROWS, n - start), mean, **options)
+            yield part
+
+    @torch.no_grad()
+    def _sample_rows(self, n: int, mean: bool) -> np.ndarray:
+        """n rows (n, D) drawn from p(z) p(x|z) with torch's generator (decoder means with ``mean``)."""
+        decoded = self.model_.likelihood(self.model_.sample_latents(n))
+        y = decoded.mean if mean else decoded.sample()
         return self.preprocessor_.from_model(y, mean=mean).double().numpy()
 
     def _centered_batches_of(self, x: torch.Tensor):
@@ -337,13 +362,17 @@ class LatentModelEstimator(Estimator):
         for start in range(0, len(x), EVAL_ROWS):
             yield self.preprocessor_.to_model(x[start : start + EVAL_ROWS], center=True).to(self.dtype)
 
-    @torch.no_grad()
     def transform(self, X) -> np.ndarray:
         """Posterior means E_q[z|x], shape (n, latent_dim).
 
         For level data the posterior is taken at the centre of each cell, x + 1/2.
         """
-        codes = [self.model_.posterior(y).mean for y in self._centered_batches_of(self._rows(X))]
+        return self.codes(self._rows(X))
+
+    @torch.no_grad()
+    def codes(self, x: torch.Tensor) -> np.ndarray:
+        """:meth:`transform` of rows that :meth:`checked_rows` (or ``_rows``) returned."""
+        codes = [self.model_.posterior(y).mean for y in self._centered_batches_of(x)]
         return torch.cat(codes).double().numpy()
 
     @torch.no_grad()

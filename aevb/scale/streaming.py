@@ -31,9 +31,11 @@ from ..core import progress
 from ..core.evaluation import width
 from ..core.noise import SEED_STRIDE
 from ..data.chunks import CHUNK_ROWS
+from ..data.columns import ColumnFormat
 from ..data.shards import Shards, shard_files
 from ..errors import AevbError, unreadable
 from ..store.atomic import write_output
+from ..tables.io import write_table_chunks
 from .distributed import SINGLE, Group
 
 
@@ -103,14 +105,44 @@ def evaluate_rows(model, rows: np.ndarray, name: str, k: int, seed: int, proposa
 
 
 def score_file(model, rows: np.ndarray, name: str, out: Path, k: int, seed: int, proposal: str,
-               group: Group = SINGLE) -> None:
-    """Score ``rows`` and write the per-row columns to ``out`` (rank 0 writes all of them)."""
+               group: Group = SINGLE, row_names: tuple[str, ...] | None = None) -> Path | None:
+    """Score ``rows`` and write the per-row columns to ``out`` (rank 0 writes all of them);
+    returns the file of ``row_names`` beside a .npy (:func:`write_blocks`)."""
     parts = scored_chunks(model, rows, name, k, seed, proposal, group)
     with _bar(rows, group, "scoring"):
         if group.is_main:
-            write_scores(_with_the_other_ranks(parts, len(rows), group), out, len(rows))
-        else:
-            _send_to_main(parts)
+            return write_scores(_with_the_other_ranks(parts, len(rows), group), out, len(rows), row_names)
+        _send_to_main(parts)
+    return None
+
+
+def encode_file(model, rows: np.ndarray, name: str, out: Path, row_names: tuple[str, ...] | None = None) -> Path | None:
+    """Write the latent means of ``rows`` (:meth:`codes`) to ``out``, a chunk at a time."""
+    def blocks():
+        with progress.rows(len(rows), "encoding") as bar:
+            for _, part in chunks(model, rows, name):
+                codes = model.codes(part)
+                bar.update(len(codes))
+                yield [f"z{i}" for i in range(codes.shape[1])], codes
+
+    return write_blocks(blocks(), out, len(rows), row_names=row_names)
+
+
+def sample_file(model, n: int, out: Path, seed: int, mean: bool) -> None:
+    """Write ``model.sample(n, seed, mean)`` to ``out`` a chunk at a time (:meth:`sample_chunks`):
+    a .npy/.csv of rows, with the training file's header and whole-number columns, or for a
+    table model a .csv/.parquet table."""
+    def parts():
+        with progress.rows(n, "sampling") as bar:
+            for part in model.sample_chunks(n, seed=seed, mean=mean):
+                bar.update(len(part))
+                yield part
+
+    if hasattr(model, "schema_"):
+        write_table_chunks(parts(), out)
+        return
+    columns = getattr(model, "columns_", None) or ColumnFormat.plain(model.n_features_in_)
+    write_blocks(((list(columns.names), part) for part in parts()), out, n, columns=columns)
 
 
 def _bar(rows: np.ndarray, group: Group, desc: str):
@@ -147,28 +179,52 @@ def _with_the_other_ranks(parts: Iterator[dict], n_rows: int, group: Group) -> I
             yield dict(zip(names, block.numpy().T))
 
 
-def write_scores(parts: Iterator[dict], path: Path, n_rows: int) -> None:
-    """Write the per-row score columns of each chunk as it comes, to .csv or .npy, through a
+def write_scores(parts: Iterator[dict], path: Path, n_rows: int, row_names: tuple[str, ...] | None = None) -> Path | None:
+    """Write the per-row score columns of each chunk as it comes (:func:`write_blocks`)."""
+    blocks = ((list(columns), np.column_stack(list(columns.values()))) for columns in parts)
+    return write_blocks(blocks, path, n_rows, row_names=row_names)
+
+
+def write_blocks(blocks: Iterator[tuple[list[str], np.ndarray]], path: Path, n_rows: int,
+                 columns: ColumnFormat | None = None, row_names: tuple[str, ...] | None = None) -> Path | None:
+    """Write blocks of rows (names of the columns, rows (b, C)) as they come, to .csv (a header
+    row, then the rows; ``columns`` says which to write as integers) or .npy, through a
     temporary file renamed over ``path`` when all ``n_rows`` rows are in (:func:`write_output`).
+
+    With ``row_names`` (the image file of each row), a .csv starts each row with it in a
+    column ``file``; a .npy gets them one a line in the file beside it that this returns
+    (``scores.npy``: ``scores.names.txt``).
 
     The .npy is written sequentially, never through a memory map of a pre-sized file: a
     full disk is then an error on write(), not a SIGBUS, and no unwritten row reads 0."""
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".npy"):
         raise AevbError(f"cannot write {path}: use a .npy or .csv file name")
-    write_output(path, lambda temp: _write_blocks(parts, Path(temp), n_rows, suffix))
+    write_output(path, lambda temp: _write_blocks(blocks, Path(temp), n_rows, suffix, columns, row_names))
+    if row_names is None or suffix != ".npy":
+        return None
+    names_path = path.with_suffix(NAMES_SUFFIX)
+    write_output(names_path, lambda temp: Path(temp).write_text("".join(f"{n}\n" for n in row_names)))
+    return names_path
 
 
-def _write_blocks(parts: Iterator[dict], path: Path, n_rows: int, suffix: str) -> None:
+NAMES_SUFFIX = ".names.txt"
+
+
+def _write_blocks(blocks: Iterator[tuple[list[str], np.ndarray]], path: Path, n_rows: int, suffix: str,
+                  columns: ColumnFormat | None, row_names: tuple[str, ...] | None) -> None:
     written = 0
     with open(path, "w" if suffix == ".csv" else "wb", **({"newline": ""} if suffix == ".csv" else {})) as handle:
         writer = csv.writer(handle) if suffix == ".csv" else None
-        for columns in parts:
-            block = np.column_stack(list(columns.values()))
+        for names, block in blocks:
             if writer is not None:
+                format = columns or ColumnFormat(tuple(names), (False,) * len(names))
+                cells = format.cells(block)
+                if row_names is not None:
+                    cells = [[name, *row] for name, row in zip(row_names[written:], cells)]
                 if written == 0:
-                    writer.writerow(list(columns))
-                writer.writerows(block.tolist())
+                    writer.writerow((["file"] if row_names is not None else []) + list(format.names))
+                writer.writerows(cells)
             else:
                 if written == 0:
                     header = {"descr": np.lib.format.dtype_to_descr(block.dtype), "fortran_order": False,
@@ -177,4 +233,4 @@ def _write_blocks(parts: Iterator[dict], path: Path, n_rows: int, suffix: str) -
                 handle.write(np.ascontiguousarray(block).tobytes())
             written += len(block)
     if written != n_rows:
-        raise AevbError(f"cannot write {path}: got {written} scored rows of {n_rows}")
+        raise AevbError(f"cannot write {path}: got {written} rows of {n_rows}")

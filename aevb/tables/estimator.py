@@ -127,15 +127,14 @@ class TabularVAE(VAE):
         z is drawn from a Gaussian with the mean and covariance of the training rows' codes
         (the aggregate posterior, :func:`~aevb.tables.preprocess.aggregate_posterior_moments`),
         or from the prior with ``from_prior=True`` (and for a model saved without them)."""
-        self._check_fitted()
-        n = _check_positive_int(n, "the number of samples")
+        return pd.concat(list(self.sample_chunks(n, seed, mean, from_prior=from_prior)), ignore_index=True)
+
+    @torch.no_grad()
+    def _sample_rows(self, n: int, mean: bool, from_prior: bool = False):
         latent = None if from_prior else self.preprocessor_.latent_distribution()
-        with torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.manual_seed(seed)
-            z = self.model_.sample_latents(n) if latent is None else latent.sample((n,)).to(self.dtype)
-            decoded = self.model_.likelihood(z)
-            y = decoded.mean if mean else decoded.sample()
+        z = self.model_.sample_latents(n) if latent is None else latent.sample((n,)).to(self.dtype)
+        decoded = self.model_.likelihood(z)
+        y = decoded.mean if mean else decoded.sample()
         return self.schema_.decode(self.preprocessor_.from_model(y, mean=mean).double().numpy())
 
     def reconstruct(self, X):
