@@ -280,6 +280,11 @@ def _draws(model, k: int, t_samples: int | None) -> int:
     return k
 
 
+def _draws_option(model) -> str:
+    """The option that sets :func:`_draws`."""
+    return "--t-samples" if hasattr(model, "DEFAULT_T_SAMPLES") else "--k"
+
+
 PROPOSAL_OPTION = click.option(
     "--proposal", type=click.Choice(typing.get_args(Proposal)), default="posterior", show_default=True,
     help="Where the importance samples of z come from: q(z|x) (the IWAE bound) or p(z) (naive Monte Carlo).",
@@ -310,9 +315,10 @@ def score(model_dir, source, out, k, proposal, t_samples, key, seed, quiet, pixe
     _quiet(quiet)
     model = load(model_dir)
     k = _draws(model, k, t_samples)
+    rows, names = model.open_rows(source, key), row_names(source)
+    streaming.forecast_scoring(model, rows, source, k, seed, proposal, _group(), _draws_option(model))
     if pixel_map is not None:
         _write_pixel_maps(model, model.read_data(source, key), pixel_map, k, seed)
-    rows, names = model.open_rows(source, key), row_names(source)
     _say_names(streaming.score_file(model, rows, source, out, k, seed, proposal, _group(), names), out, quiet)
 
 
@@ -419,10 +425,12 @@ def evaluate(model_dir, source, k, proposal, t_samples, json_path, key, seed, qu
     _quiet(quiet)
     model = load(model_dir)
     k = _draws(model, k, t_samples)
+    rows = model.open_rows(source, key)
+    streaming.forecast_scoring(model, rows, source, k, seed, proposal, _group(), _draws_option(model))
     if hasattr(model, "bound_samples"):  # a diffusion model: its bound, rows in memory
-        figures = model.evaluate(model.open_rows(source, key), k=k, seed=seed)
+        figures = model.evaluate(rows, k=k, seed=seed)
     else:
-        figures = streaming.evaluate_rows(model, model.open_rows(source, key), source, k, seed, proposal, _group())
+        figures = streaming.evaluate_rows(model, rows, source, k, seed, proposal, _group())
     if not distributed.current().is_main:
         return
     click.echo(format_diffusion_evaluation(figures) if hasattr(model, "bound_samples") else format_evaluation(figures))

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from .config import TrainingConfig
-from .core import evaluation, progress
-from .core.family import DataDescription, Family
+from .core import evaluation, forecast, progress
+from .core.family import DataDescription, Family, Progress
 from .core.noise import (
     DrawStreams,
     check_seed,
@@ -40,6 +40,11 @@ from .train.checkpoint import Checkpoints, fingerprint
 from .train.loop import TrainingResult, train, validation_bound
 from .vae.memory import check_request
 from .vae.statistics import LOG_DENSITIES, row_statistics
+
+# Options whose cost (building the model, and each step) grows linearly with them, and the
+# value a training forecast times them at (:meth:`Estimator._forecast_training`).
+LINEAR_COST = ("flow_layers", "prior_components")
+PROBE_SIZE = 16
 
 # Floats held at once by the importance-sampling evaluation (rows x draws x width): ~32 MB.
 EVAL_BUDGET = 2**23
@@ -105,12 +110,12 @@ class Estimator(SklearnEstimator):
         """The family these options describe (it holds no weights)."""
         return self.family_class(self.config)
 
-    def _make_model(self, n_features: int, pre: Preprocessor, image_shape=None) -> torch.nn.Module:
+    def _make_model(self, n_features: int, pre: Preprocessor, image_shape=None, family: Family | None = None) -> torch.nn.Module:
         description = DataDescription(
             n_features, tuple(image_shape) if image_shape else None, pre.likelihood, getattr(pre, "schema", None),
             getattr(pre, "n_levels", None),
         )
-        return self.family.build(description)
+        return (family or self.family).build(description)
 
     def _build(self, n_features: int, pre: Preprocessor, image_shape) -> None:
         self.preprocessor_ = pre
@@ -212,6 +217,7 @@ class Estimator(SklearnEstimator):
         self._check_fits(config, pre.n_features)  # before any allocation
         order = np.random.default_rng(config.seed).permutation(len(values))
         n_val = min(len(values) - 1, max(1, round(config.validation_fraction * len(values))))
+        self._forecast_training(config, values, pre, image_shape, len(values) - n_val)
         val_rows, train_rows = order[:n_val], order[n_val:]
         device = devices.resolve(config.device)
         devices.check_precision(config.precision, device)
@@ -252,6 +258,33 @@ class Estimator(SklearnEstimator):
 
     def _check_fits(self, config, n_features: int) -> None:
         """Raise an AevbError naming the option when training would not fit in memory."""
+
+    def _forecast_training(self, config, values, pre: Preprocessor, image_shape, n_train: int) -> None:
+        """Warn (:mod:`aevb.core.forecast`) when training would take hours because of options
+        whose cost grows linearly (``LINEAR_COST``: layers, components): build a model with
+        each cut to ``PROBE_SIZE``, time the build and one step on a batch, and scale both up
+        by the largest ratio, the step by the number of steps of the run as well."""
+        large = {name: getattr(config, name) for name in LINEAR_COST if getattr(config, name, 0) > PROBE_SIZE}
+        if not large:
+            return
+        probe = self.family_class(config.from_dict({**config.to_dict(), **dict.fromkeys(large, PROBE_SIZE)}))
+        rows = torch.as_tensor(np.array(values[: config.batch_size]), dtype=pre.row_dtype)  # a copy: a memory map is read-only
+        built = []
+        with torch.random.fork_rng(devices=[]):
+            build = forecast.timed(lambda: built.append(self._make_model(values.shape[1], pre, image_shape, probe)))
+            module = built[-1].to(self.dtype)
+            step = forecast.timed(lambda: probe.loss(module, pre.to_model(rows).to(self.dtype), Progress(1, 0))[0].sum().backward())
+        ratio = max(value / PROBE_SIZE for value in large.values())
+        steps = -(-n_train // config.batch_size) * config.epochs
+        seconds = ratio * (build + steps * step)
+        if config.max_time is not None:
+            seconds = min(seconds, config.max_time)
+        options = ", ".join(f"--{name.replace('_', '-')} {value}" for name, value in large.items())
+        forecast.warn_if_long(
+            seconds, "training",
+            f"at most {config.epochs} epochs of {steps // config.epochs} steps; with {PROBE_SIZE} in place of "
+            f"{options}, building took {build:.3g} s and a step {step:.3g} s", f"lower {options}",
+        )
 
     def _set_result(self, result: TrainingResult) -> None:
         self.history_ = result.history

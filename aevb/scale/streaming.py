@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..core import progress
+from ..core import forecast, progress
 from ..core.evaluation import width
 from ..core.noise import SEED_STRIDE
 from ..data.chunks import CHUNK_ROWS
@@ -91,6 +91,29 @@ def scored_chunks(model, rows: np.ndarray, name: str, k: int, seed: int, proposa
     """``model.row_scores`` of each chunk of this rank's block of ``rows``, chunk by chunk."""
     for index, part in chunks(model, rows, name, my_chunks(len(rows), group)):
         yield model.scores(part, k, chunk_seed(seed, index), proposal)
+
+
+# Rows x draws below which scoring is not timed; the rows and draws of the piece that is.
+PROBE_WORK = 10**6
+PROBE_ROWS, PROBE_DRAWS = 16, 64
+
+
+def forecast_scoring(model, rows: np.ndarray, name: str, k: int, seed: int, proposal: str,
+                     group: Group = SINGLE, option: str = "--k") -> None:
+    """Warn (:mod:`aevb.core.forecast`) when scoring ``rows`` with ``k`` draws each would take
+    hours: time ``model.scores`` of ``PROBE_ROWS`` rows with ``PROBE_DRAWS`` draws and scale by
+    rows x draws (shared among the ranks)."""
+    if len(rows) * k <= PROBE_WORK:
+        return
+    m, draws = min(len(rows), PROBE_ROWS), min(k, PROBE_DRAWS)
+    part = model.checked_rows(rows[:m], name)
+    with progress.showing(False):
+        seconds = forecast.timed(lambda: model.scores(part, draws, seed, proposal))
+    if group.is_main:
+        forecast.warn_if_long(
+            seconds * (len(rows) / m) * (k / draws) / group.world_size, f"scoring {len(rows)} rows",
+            f"{draws} draws for each of {m} rows took {seconds:.3g} s", f"lower {option} (now {k})",
+        )
 
 
 def evaluate_rows(model, rows: np.ndarray, name: str, k: int, seed: int, proposal: str,

@@ -9,7 +9,9 @@ import pandas as pd
 import torch
 
 from ..config import TableConfig
+from ..core import forecast, progress
 from ..errors import TrainingStopped
+from ..scale import streaming
 from ..estimator import _check_positive_int
 from ..vae.estimator import VAE
 from .family import TableVAEFamily
@@ -151,6 +153,7 @@ class TabularVAE(VAE):
             multiple = _check_positive_int(multiple, "multiple")
         self._check_fitted()
         frame = self._table(X, reset=False)
+        self._forecast_imputation(frame, k, multiple, seed)
 
         def compute(y):
             filled = impute(self.model_, y, k, multiple)  # (B, C) or (M, B, C)
@@ -159,6 +162,24 @@ class TabularVAE(VAE):
         filled = self._per_row(frame, seed, compute, desc="imputing")  # (C, n) or (M, C, n)
         tables = [self._fill(frame, rows.T) for rows in (filled[None] if multiple is None else filled)]
         return tables[0] if multiple is None else tables
+
+    def _forecast_imputation(self, frame, k: int, multiple: int | None, seed: int) -> None:
+        """Warn (:mod:`aevb.core.forecast`) when imputing would take hours: time a few rows with
+        fewer draws and scale by rows x draws (k of z, and ``multiple`` of each hole)."""
+        draws = k + (multiple or 0)
+        if len(frame) * draws <= streaming.PROBE_WORK:
+            return
+        rows, k_probe = min(len(frame), streaming.PROBE_ROWS), min(k, streaming.PROBE_DRAWS)
+        multiple_probe = None if multiple is None else min(multiple, streaming.PROBE_DRAWS)
+        with progress.showing(False):
+            seconds = forecast.timed(lambda: self.impute(frame.iloc[:rows], k_probe, multiple_probe, seed))
+        scale = len(frame) / rows * draws / (k_probe + (multiple_probe or 0))
+        option = f"--multiple (now {multiple})" if (multiple or 0) > k else f"--k (now {k})"
+        forecast.warn_if_long(
+            seconds * scale, f"imputing {len(frame)} rows",
+            f"{rows} rows with --k {k_probe}" + (f" --multiple {multiple_probe}" if multiple else "") + f" took {seconds:.3g} s",
+            f"lower {option}",
+        )
 
     def _fill(self, frame, rows: np.ndarray):
         decoded = self.schema_.decode(rows)
