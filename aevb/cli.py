@@ -35,7 +35,7 @@ from .report.page import build as build_report
 from .scale import distributed, streaming
 from .store.atomic import replace_atomically
 from .store.load import load
-from .store.run_folder import locked
+from .store.run_folder import LOCK_FILE, locked
 from .tables.io import write_table
 from .train import checkpoint
 from .vae.memory import check_request
@@ -156,6 +156,10 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
         raise AevbError("--resume continues the run in its own folder; drop --out or give the same folder")
     if resume is not None and not ESTIMATORS[model_name].trains_in_steps:
         raise AevbError(f"--resume continues a VAE run; --model {model_name} fits in one go")
+    writer = distributed.environment_rank() == 0  # one process of a torchrun job writes the run folder
+    if writer and out is not None and (out / LOCK_FILE).is_file():
+        with locked(out):  # a run still going in it is named before its checkpoint looks unfinished
+            pass
     if resume is None and checkpoint.unfinished_run(out):
         raise AevbError(
             f"{out} holds an unfinished run; continue it with: aevb fit {source} --resume {out} "
@@ -172,7 +176,7 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
     note = model.describe_data(dataset)
     if note and not quiet:
         click.echo(printable_lines(note))
-    if not distributed.launched():
+    if writer:
         checkpoint.prepare_folder(out)  # before any training: a folder that cannot be written fails now
         click.get_current_context().with_resource(locked(out))  # one fit at a time per run folder
     started = time.perf_counter()

@@ -135,7 +135,7 @@ def score_file(model, rows: np.ndarray, name: str, out: Path, k: int, seed: int,
     with _bar(rows, group, "scoring"):
         if group.is_main:
             return write_scores(_with_the_other_ranks(parts, len(rows), group), out, len(rows), row_names)
-        _send_to_main(parts)
+        _send_to_main(parts, group)
     return None
 
 
@@ -175,7 +175,7 @@ def _bar(rows: np.ndarray, group: Group, desc: str):
     return progress.rows(mine, desc, show=None if group.is_main else False)
 
 
-def _send_to_main(parts: Iterator[dict]) -> None:
+def _send_to_main(parts: Iterator[dict], group: Group) -> None:
     """Spool this rank's blocks to a temporary file while computing, then send them to rank 0."""
     with tempfile.TemporaryFile() as spool:
         shapes = []
@@ -186,7 +186,8 @@ def _send_to_main(parts: Iterator[dict]) -> None:
         spool.seek(0)
         for shape in shapes:
             block = np.fromfile(spool, dtype=np.float64, count=shape[0] * shape[1]).reshape(shape)
-            dist.send(torch.from_numpy(block), 0)
+            with group.collective():
+                dist.send(torch.from_numpy(block), 0)
 
 
 def _with_the_other_ranks(parts: Iterator[dict], n_rows: int, group: Group) -> Iterator[dict]:
@@ -198,7 +199,8 @@ def _with_the_other_ranks(parts: Iterator[dict], n_rows: int, group: Group) -> I
     for rank in range(1, group.world_size):
         for index in my_chunks(n_rows, Group(rank, group.world_size)):
             block = torch.empty(chunk_rows(n_rows, index), len(names), dtype=torch.float64)
-            dist.recv(block, rank)
+            with group.collective():
+                dist.recv(block, rank)
             yield dict(zip(names, block.numpy().T))
 
 
