@@ -160,7 +160,7 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
     if writer and out is not None and (out / LOCK_FILE).is_file():
         with locked(out):  # a run still going in it is named before its checkpoint looks unfinished
             pass
-    if resume is None and checkpoint.unfinished_run(out):
+    if writer and resume is None and checkpoint.unfinished_run(out):
         raise AevbError(
             f"{out} holds an unfinished run; continue it with: aevb fit {source} --resume {out} "
             f"(or start over in another --out folder, or delete {out / checkpoint.CHECKPOINT_FILE})"

@@ -209,7 +209,9 @@ def test_a_killed_rank_leaves_its_peer_one_line_not_a_gloo_traceback(levels, tmp
     finally:
         _stop(job)
     assert job.returncode != 0
-    assert "torch/nn/parallel/distributed.py" not in err and "Traceback" not in err.split("ChildFailedError")[0], err[-3000:]
+    # torchrun prints a traceback of its own (ChildFailedError); no frame of a worker's code may show
+    assert "torch/nn/parallel/distributed.py" not in err and "/aevb/" not in err, err[-3000:]
+    assert "aevb: error: rank 0 of 2 lost contact with another rank" in err or "exitcode  : -15" in err, err[-3000:]
 
 
 def test_a_second_job_on_a_running_folder_is_refused_in_one_line(levels, tmp_path):
