@@ -1,9 +1,11 @@
-"""Scoring and evaluating any number of rows in bounded memory, on one process or several.
+"""Scoring, evaluating, encoding and sampling any number of rows in bounded memory, on one
+process or several.
 
 A ``.npy`` file (or a folder of .npy shards, :mod:`aevb.shards`) is opened
 memory-mapped and read ``CHUNK_ROWS`` rows at a time; each chunk is checked,
-scored and written (or summarised, for ``evaluate``) before the next is read, so
-memory does not grow with the number of rows.
+scored or encoded and written (or summarised, for ``evaluate``) before the next is
+read, so memory does not grow with the number of rows. ``sample`` draws and writes
+``CHUNK_ROWS`` rows at a time the same way.
 
 The seed rule: chunk ``i`` (rows ``i * CHUNK_ROWS`` onwards) draws its random
 numbers from ``chunk_seed(seed, i) = seed + i * SEED_STRIDE``, whoever computes
