@@ -126,6 +126,23 @@ def model_dir(tmp_path):
     return tmp_path / "run"
 
 
+def test_a_sample_past_the_free_disk_is_refused_before_drawing(tmp_path, model_dir, capsys, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from aevb.vae import memory
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(memory.shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 1000, 1000))
+    capsys.readouterr()
+    assert call(["sample", model_dir, "-n", "100", "--out", tmp_path / "s.npy"]) == 2  # 100 x 3 x 8 > 1000 bytes
+    err = capsys.readouterr().err
+    assert err.startswith("aevb: error: sampling 100 rows asks for about 2 KB of disk") and "it has 1 KB free" in err
+    assert not (tmp_path / "s.npy").exists()
+    monkeypatch.setattr(memory.shutil, "disk_usage", shutil.disk_usage)
+    assert call(["sample", model_dir, "-n", "100", "--out", tmp_path / "s.npy"]) == 0
+
+
 @pytest.mark.parametrize("suffix", [".npy", ".csv"])
 def test_chunked_sample_file_equals_the_one_shot_sample(tmp_path, model_dir, small_chunks, suffix):
     out = tmp_path / f"s{suffix}"

@@ -38,6 +38,7 @@ from ..data.shards import Shards, shard_files
 from ..errors import AevbError, unreadable
 from ..store.atomic import write_output
 from ..tables.io import write_table_chunks
+from ..vae.memory import check_disk
 from .distributed import SINGLE, Group
 
 
@@ -163,6 +164,8 @@ def sample_file(model, n: int, out: Path, seed: int, mean: bool) -> None:
                 bar.update(len(part))
                 yield part
 
+    width = len(model.schema_.columns) if hasattr(model, "schema_") else model.n_features_in_
+    check_disk(out, 8 * n * width, f"sampling {n} rows")  # at least 8 bytes a value, in any format
     if hasattr(model, "schema_"):
         write_table_chunks(parts(), out)
         return
