@@ -145,7 +145,7 @@ def written_rows_case(values: np.ndarray, whole: tuple[bool, ...], header: bool)
         source, out = Path(folder) / "x.csv", Path(folder) / "s.csv"
         source.write_text("\n".join(([",".join(names)] if header else []) + [",".join(row) for row in cells]) + "\n")
         data = loaders.load(source)
-        columns = data.columns
+        columns = data.column_format
         assert columns.names == tuple(names if header else [f"x{j}" for j in range(values.shape[1])])
         assert all(columns.whole[j] or not whole[j] or abs(values[:, j]).max() >= 2.0**63 for j in range(len(whole)))
         streaming.write_blocks(iter([(list(columns.names), data.values)]), out, len(values), columns=columns)

@@ -48,9 +48,10 @@ class ColumnFormat:
     def of(cls, X, n_features: int) -> "ColumnFormat":
         """From what a ``fit`` was given: a DataFrame's names and integer dtypes, an integer
         array's dtype; the names x0, x1, ... otherwise."""
+        known = getattr(X, "column_format", None)  # a Dataset's, from its file
+        if isinstance(known, ColumnFormat):
+            return known
         columns = getattr(X, "columns", None)
-        if isinstance(columns, ColumnFormat):
-            return columns
         dtypes = getattr(X, "dtypes", None)
         if columns is not None and dtypes is not None and len(columns) == n_features:
             whole = tuple(np.dtype(d).kind in "iu" if isinstance(d, np.dtype) else False for d in dtypes)

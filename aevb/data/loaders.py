@@ -29,12 +29,12 @@ DIGITS_SPLIT_SEED = 0
 @dataclass
 class Dataset:
     """Rows to model; ``image_shape`` is (H, W) or (H, W, C) when each row is a flattened image;
-    ``columns``, the names and whole-number columns of the file (None: not known); ``row_names``,
+    ``column_format``, the names and whole-number columns of the file (None: not known); ``row_names``,
     the file each row came from (an image folder's)."""
 
     values: np.ndarray
     image_shape: tuple[int, ...] | None = None
-    columns: ColumnFormat | None = None
+    column_format: ColumnFormat | None = None
     row_names: tuple[str, ...] | None = None
 
 
@@ -94,7 +94,7 @@ def _from_array(array: np.ndarray, name: str) -> Dataset:
         raise AevbError(f"{name} holds no data (shape {array.shape})")
     if array.ndim in (1, 2):
         array = array.reshape(len(array), -1)
-        return Dataset(array, columns=ColumnFormat.of(array, array.shape[1]))
+        return Dataset(array, column_format=ColumnFormat.of(array, array.shape[1]))
     if array.ndim in (3, 4) and (array.ndim == 3 or array.shape[-1] in (1, 3, 4)):
         return Dataset(array.reshape(len(array), -1), tuple(array.shape[1:]))
     raise AevbError(f"{name} has shape {array.shape}; expected (rows, features) or a stack of images")
@@ -178,7 +178,7 @@ def _load_csv(path: Path) -> Dataset:
                 hint = f"; is the file separated by {other!r}? make every line have the same fields" if other else ""
                 raise AevbError(f"{path} column {column} is not numeric (line {line}: {cell!r}){hint}")
             values[i, j] = number
-    return Dataset(values, columns=ColumnFormat.of_csv(header, rows) if rows else None)
+    return Dataset(values, column_format=ColumnFormat.of_csv(header, rows) if rows else None)
 
 
 def _load_image_folder(folder: Path) -> Dataset:
