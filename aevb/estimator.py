@@ -265,7 +265,7 @@ class Estimator(SklearnEstimator):
         each cut to ``PROBE_SIZE``, time the build and one step on a batch, and scale both up
         by the largest ratio, the step by the number of steps of the run as well."""
         large = {name: getattr(config, name) for name in LINEAR_COST if getattr(config, name, 0) > PROBE_SIZE}
-        if not large:
+        if not large or distributed.environment_rank() != 0:  # rank 0 of a torchrun job speaks for it
             return
         probe = self.family_class(config.from_dict({**config.to_dict(), **dict.fromkeys(large, PROBE_SIZE)}))
         rows = torch.as_tensor(np.array(values[: config.batch_size]), dtype=pre.row_dtype)  # a copy: a memory map is read-only

@@ -248,12 +248,12 @@ def _write_blocks(blocks: Iterator[tuple[list[str], np.ndarray]], path: Path, n_
         writer = csv.writer(handle) if suffix == ".csv" else None
         for names, block in blocks:
             if writer is not None:
-                format = columns or ColumnFormat(tuple(names), (False,) * len(names))
-                cells = format.cells(block)
+                layout = columns or ColumnFormat(tuple(names), (False,) * len(names))
+                cells = layout.cells(block)
                 if row_names is not None:
-                    cells = [[name, *row] for name, row in zip(row_names[written:], cells)]
+                    cells = [[name, *row] for name, row in zip(row_names[written : written + len(block)], cells)]
                 if written == 0:
-                    writer.writerow((["file"] if row_names is not None else []) + list(format.names))
+                    writer.writerow((["file"] if row_names is not None else []) + list(layout.names))
                 writer.writerows(cells)
             else:
                 if written == 0:
