@@ -6,7 +6,6 @@ options of ``fit`` are generated from :class:`aevb.config.VAEConfig`.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import os
@@ -24,7 +23,9 @@ import torch
 from .config import POSITIVE_INT
 from .core import progress
 from .core.noise import MAX_SEED
+from .data.columns import ColumnFormat
 from .data.images import save_grid
+from .data.loaders import row_names
 from .diffusion.estimator import format_evaluation as format_diffusion_evaluation
 from .errors import AevbError, AevbWarning, TrainingInterrupted, TrainingStopped
 from .estimator import EVAL_ROWS, Proposal
@@ -32,9 +33,9 @@ from .quality.assess import assess, format_quality, model_frames
 from .registry import ESTIMATORS, OPTION_CLASSES, estimator_for
 from .report.page import build as build_report
 from .scale import distributed, streaming
-from .store.atomic import replace_atomically, write_output
+from .store.atomic import replace_atomically
 from .store.load import load
-from .store.run_folder import locked
+from .store.run_folder import LOCK_FILE, locked
 from .tables.io import write_table
 from .train import checkpoint
 from .vae.memory import check_request
@@ -96,31 +97,14 @@ def _options_for(estimator_class, options: dict, what: str) -> dict:
     return chosen
 
 
-def _write_rows(rows, path: Path, header: list[str] | None = None) -> None:
-    """Write an array (.npy/.csv) or a DataFrame (.csv/.parquet)."""
+def _write_rows(rows, path: Path, model) -> None:
+    """Write rows in the user's units: a DataFrame (.csv/.parquet), or an array (.npy, or .csv
+    with the training data's header and whole-number columns, :class:`ColumnFormat`)."""
     if hasattr(rows, "to_csv"):
         write_table(rows, path)
-    else:
-        _write_array(rows, path, header)
-
-
-def _write_array(array: np.ndarray, path: Path, header: list[str] | None = None) -> None:
-    """Write ``array`` to .csv or .npy whole or not at all (:func:`write_output`)."""
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".npy"):
-        raise AevbError(f"cannot write {path}: use a .npy or .csv file name")
-
-    def write(temp: str) -> None:
-        if suffix == ".npy":
-            np.save(temp, array)
-            return
-        with open(temp, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            if header:
-                writer.writerow(header)
-            writer.writerows(array.tolist())
-
-    write_output(path, write)
+        return
+    columns = getattr(model, "columns_", None) or ColumnFormat.plain(rows.shape[1])
+    streaming.write_blocks(iter([(list(columns.names), rows)]), path, len(rows), columns=columns)
 
 
 def _quiet(quiet: bool) -> None:
@@ -174,7 +158,11 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
         raise AevbError("--resume continues the run in its own folder; drop --out or give the same folder")
     if resume is not None and not ESTIMATORS[model_name].trains_in_steps:
         raise AevbError(f"--resume continues a VAE run; --model {model_name} fits in one go")
-    if resume is None and checkpoint.unfinished_run(out):
+    writer = distributed.environment_rank() == 0  # one process of a torchrun job writes the run folder
+    if writer and out is not None and (out / LOCK_FILE).is_file():
+        with locked(out):  # a run still going in it is named before its checkpoint looks unfinished
+            pass
+    if writer and resume is None and checkpoint.unfinished_run(out):
         raise AevbError(
             f"{out} holds an unfinished run; continue it with: aevb fit {source} --resume {out} "
             f"(or start over in another --out folder, or delete {out / checkpoint.CHECKPOINT_FILE})"
@@ -190,7 +178,7 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
     note = model.describe_data(dataset)
     if note and not quiet:
         click.echo(printable_lines(note))
-    if not distributed.launched():
+    if writer:
         checkpoint.prepare_folder(out)  # before any training: a folder that cannot be written fails now
         click.get_current_context().with_resource(locked(out))  # one fit at a time per run folder
     started = time.perf_counter()
@@ -230,19 +218,28 @@ def fit(source, out, resume, key, quiet, model_name, table, **options):
 @click.option("--mean", is_flag=True, help="Decoder means E[x|z] instead of draws of x.")
 @click.option("--steps", type=int, default=None, callback=_positive,
               help="Diffusion models: steps of ancestral sampling [default: the model's sample_steps].")
-def sample(model_dir, n, out, png, seed, mean, steps):
-    """Draw N new rows from a trained model."""
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def sample(model_dir, n, out, png, seed, mean, steps, quiet):
+    """Draw N new rows from a trained model.
+
+    Rows go to --out a chunk at a time, as they are drawn: any N in bounded memory
+    (--png draws its grid in memory). A .csv has the training file's header and
+    writes its whole-number columns as integers."""
     if out is None and png is None:
         raise AevbError("say where the samples go: --out FILE.npy|.csv and/or --png FILE.png")
+    _quiet(quiet)
     model = load(model_dir)
     if hasattr(model, "bound_samples"):  # a diffusion model: --steps of ancestral sampling
         rows = model.sample(n, seed=seed, mean=mean, steps=steps, progress=sys.stderr.isatty())
     elif steps is not None:
         raise AevbError("--steps applies to diffusion models only")
+    elif png is None:
+        streaming.sample_file(model, n, out, seed, mean)
+        return
     else:
         rows = model.sample(n, seed=seed, mean=mean)
     if out is not None:
-        _write_rows(rows, out)
+        _write_rows(rows, out, model)
     if png is not None:
         _image_model(model, "--png")
         save_grid(rows, model.image_shape_, png, model.preprocessor_.value_range(rows))
@@ -253,11 +250,23 @@ def sample(model_dir, n, out, png, seed, mean, steps):
 @click.argument("source")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Latent means, .npy or .csv.")
 @click.option("--key", default=None, help="Array to use from a .npz file with several.")
-def encode(model_dir, source, out, key):
-    """Write the posterior mean E_q[z|x] of each row of SOURCE."""
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def encode(model_dir, source, out, key, quiet):
+    """Write the posterior mean E_q[z|x] of each row of SOURCE.
+
+    A .npy SOURCE is read memory-mapped and encoded a chunk at a time, each written
+    as it is done: any number of rows in bounded memory. For a folder of images a
+    .csv starts each row with its file name; a .npy gets them in OUT.names.txt."""
+    _quiet(quiet)
     model = load(model_dir)
-    latents = model.transform(model.read_data(source, key))
-    _write_array(latents, out, [f"z{i}" for i in range(latents.shape[1])])
+    names = row_names(source)
+    _say_names(streaming.encode_file(model, model.open_rows(source, key), source, out, names), out, quiet)
+
+
+def _say_names(names_path: Path | None, out: Path, quiet: bool) -> None:
+    """Tell where the file names of the rows of a .npy ``out`` went."""
+    if names_path is not None and not quiet:
+        click.echo(printable(f"row i of {out} is the image named on line i of {names_path}"))
 
 
 T_SAMPLES_OPTION = click.option(
@@ -275,6 +284,11 @@ def _draws(model, k: int, t_samples: int | None) -> int:
     if t_samples is not None:
         raise AevbError("--t-samples applies to diffusion models only; use --k")
     return k
+
+
+def _draws_option(model) -> str:
+    """The option that sets :func:`_draws`."""
+    return "--t-samples" if hasattr(model, "DEFAULT_T_SAMPLES") else "--k"
 
 
 PROPOSAL_OPTION = click.option(
@@ -307,9 +321,11 @@ def score(model_dir, source, out, k, proposal, t_samples, key, seed, quiet, pixe
     _quiet(quiet)
     model = load(model_dir)
     k = _draws(model, k, t_samples)
+    rows, names = model.open_rows(source, key), row_names(source)
+    streaming.forecast_scoring(model, rows, source, k, seed, proposal, _group(), _draws_option(model))
     if pixel_map is not None:
         _write_pixel_maps(model, model.read_data(source, key), pixel_map, k, seed)
-    streaming.score_file(model, model.open_rows(source, key), source, out, k, seed, proposal, _group())
+    _say_names(streaming.score_file(model, rows, source, out, k, seed, proposal, _group(), names), out, quiet)
 
 
 def _image_model(model, option: str):
@@ -352,7 +368,7 @@ def reconstruct(model_dir, source, png, out, n, key):
     rows = model.read_data(source, key).values
     rebuilt = model.reconstruct(rows if out is not None else rows[:n])
     if out is not None:
-        _write_rows(rebuilt, out)
+        _write_rows(rebuilt, out, model)
     if png is not None:
         pairs = np.stack([rows[:n], rebuilt[:n]], axis=1).reshape(-1, rows.shape[1])  # image, then its reconstruction
         save_grid(pairs, model.image_shape_, png, model.preprocessor_.value_range(rows[:n]))
@@ -415,10 +431,12 @@ def evaluate(model_dir, source, k, proposal, t_samples, json_path, key, seed, qu
     _quiet(quiet)
     model = load(model_dir)
     k = _draws(model, k, t_samples)
+    rows = model.open_rows(source, key)
+    streaming.forecast_scoring(model, rows, source, k, seed, proposal, _group(), _draws_option(model))
     if hasattr(model, "bound_samples"):  # a diffusion model: its bound, rows in memory
-        figures = model.evaluate(model.open_rows(source, key), k=k, seed=seed)
+        figures = model.evaluate(rows, k=k, seed=seed)
     else:
-        figures = streaming.evaluate_rows(model, model.open_rows(source, key), source, k, seed, proposal, _group())
+        figures = streaming.evaluate_rows(model, rows, source, k, seed, proposal, _group())
     if not distributed.current().is_main:
         return
     click.echo(format_diffusion_evaluation(figures) if hasattr(model, "bound_samples") else format_evaluation(figures))

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from .config import TrainingConfig
-from .core import evaluation, progress
-from .core.family import DataDescription, Family
+from .core import evaluation, forecast, progress
+from .core.family import DataDescription, Family, Progress
 from .core.noise import (
     DrawStreams,
     check_seed,
@@ -40,6 +40,11 @@ from .train.checkpoint import Checkpoints, fingerprint
 from .train.loop import TrainingResult, train, validation_bound
 from .vae.memory import check_request
 from .vae.statistics import LOG_DENSITIES, row_statistics
+
+# Options whose cost (building the model, and each step) grows linearly with them, and the
+# value a training forecast times them at (:meth:`Estimator._forecast_training`).
+LINEAR_COST = ("flow_layers", "prior_components")
+PROBE_SIZE = 16
 
 # Floats held at once by the importance-sampling evaluation (rows x draws x width): ~32 MB.
 EVAL_BUDGET = 2**23
@@ -105,12 +110,12 @@ class Estimator(SklearnEstimator):
         """The family these options describe (it holds no weights)."""
         return self.family_class(self.config)
 
-    def _make_model(self, n_features: int, pre: Preprocessor, image_shape=None) -> torch.nn.Module:
+    def _make_model(self, n_features: int, pre: Preprocessor, image_shape=None, family: Family | None = None) -> torch.nn.Module:
         description = DataDescription(
             n_features, tuple(image_shape) if image_shape else None, pre.likelihood, getattr(pre, "schema", None),
             getattr(pre, "n_levels", None),
         )
-        return self.family.build(description)
+        return (family or self.family).build(description)
 
     def _build(self, n_features: int, pre: Preprocessor, image_shape) -> None:
         self.preprocessor_ = pre
@@ -213,6 +218,7 @@ class Estimator(SklearnEstimator):
         self._check_fits(config, pre.n_features)  # before any allocation
         order = np.random.default_rng(config.seed).permutation(len(values))
         n_val = min(len(values) - 1, max(1, round(config.validation_fraction * len(values))))
+        self._forecast_training(config, values, pre, image_shape, len(values) - n_val)
         val_rows, train_rows = order[:n_val], order[n_val:]
         device = devices.resolve(config.device)
         devices.check_precision(config.precision, device)
@@ -259,6 +265,33 @@ class Estimator(SklearnEstimator):
         data's shape, and one line saying what and why (``describe_data`` shows it)."""
         return {}, ""
 
+    def _forecast_training(self, config, values, pre: Preprocessor, image_shape, n_train: int) -> None:
+        """Warn (:mod:`aevb.core.forecast`) when training would take hours because of options
+        whose cost grows linearly (``LINEAR_COST``: layers, components): build a model with
+        each cut to ``PROBE_SIZE``, time the build and one step on a batch, and scale both up
+        by the largest ratio, the step by the number of steps of the run as well."""
+        large = {name: getattr(config, name) for name in LINEAR_COST if getattr(config, name, 0) > PROBE_SIZE}
+        if not large or distributed.environment_rank() != 0:  # rank 0 of a torchrun job speaks for it
+            return
+        probe = self.family_class(config.from_dict({**config.to_dict(), **dict.fromkeys(large, PROBE_SIZE)}))
+        rows = torch.as_tensor(np.array(values[: config.batch_size]), dtype=pre.row_dtype)  # a copy: a memory map is read-only
+        built = []
+        with torch.random.fork_rng(devices=[]):
+            build = forecast.timed(lambda: built.append(self._make_model(values.shape[1], pre, image_shape, probe)))
+            module = built[-1].to(self.dtype)
+            step = forecast.timed(lambda: probe.loss(module, pre.to_model(rows).to(self.dtype), Progress(1, 0))[0].sum().backward())
+        ratio = max(value / PROBE_SIZE for value in large.values())
+        steps = -(-n_train // config.batch_size) * config.epochs
+        seconds = ratio * (build + steps * step)
+        if config.max_time is not None:
+            seconds = min(seconds, config.max_time)
+        options = ", ".join(f"--{name.replace('_', '-')} {value}" for name, value in large.items())
+        forecast.warn_if_long(
+            seconds, "training",
+            f"at most {config.epochs} epochs of {steps // config.epochs} steps; with {PROBE_SIZE} in place of "
+            f"{options}, building took {build:.3g} s and a step {step:.3g} s", f"lower {options}",
+        )
+
     def _set_result(self, result: TrainingResult) -> None:
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
@@ -282,6 +315,10 @@ class Estimator(SklearnEstimator):
                 torch.manual_seed(seed)
             y = self.family.sample(self.model_, n)
         return self.preprocessor_.from_model(y).double().numpy()
+
+    def codes(self, x: torch.Tensor) -> np.ndarray:
+        """:meth:`transform` of rows that :meth:`checked_rows` returned (a family with no code says so)."""
+        return self.transform(x.double().numpy())
 
     def score_samples(self, X, k: int = 100, seed: int = 0) -> np.ndarray:
         """Per-row log p(x) in nats, shape (n,): the family's estimate or bound with k draws."""
@@ -326,23 +363,44 @@ class LatentModelEstimator(Estimator):
 
     # -- using a fitted model --------------------------------------------------
 
-    @torch.no_grad()
     def sample(self, n: int = 1, seed: int | None = None, mean: bool = False) -> np.ndarray:
         """n new rows (n, D) in the user's units, drawn from p(z) p(x|z).
 
         ``mean=True`` returns the decoder's mean E[x|z] instead of a draw of x:
-        smoother pictures, but not samples of p(x).
+        smoother pictures, but not samples of p(x). The rows are those of
+        :meth:`sample_chunks`, joined.
         """
         self._check_fitted()
         n = _check_positive_int(n, "the number of samples")
         seed = None if seed is None else check_seed(seed)
         # z, the decoder's mean and scale, the draw and its float64 copy
         check_request(8 * n * (self.model_.latent_dim + 4 * self.n_features_in_), f"sampling {n} rows")
-        with torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.manual_seed(seed)
-            decoded = self.model_.likelihood(self.model_.sample_latents(n))
-            y = decoded.mean if mean else decoded.sample()
+        return np.concatenate(list(self.sample_chunks(n, seed, mean)))
+
+    def sample_chunks(self, n: int, seed: int | None = None, mean: bool = False, **options):
+        """The rows of :meth:`sample` (``options`` go to it too), ``streaming.CHUNK_ROWS`` at a
+        time, so that any number of rows can be written in bounded memory.
+
+        Chunk i draws from ``streaming.chunk_seed(seed, i)``, as chunks of scored rows do (so
+        up to CHUNK_ROWS rows are those one draw of ``seed`` gives); with no seed, from a seed
+        drawn from torch's generator, whose state is left as it was."""
+        self._check_fitted()
+        n = _check_positive_int(n, "the number of samples")
+        if seed is None:
+            with torch.random.fork_rng(devices=[]):
+                seed = int(torch.randint(0, 2**62, ()))
+        seed = check_seed(seed)
+        for index, start in enumerate(range(0, n, streaming.CHUNK_ROWS)):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(streaming.chunk_seed(seed, index) % 2**64)
+                part = self._sample_rows(min(streaming.CHUNK_ROWS, n - start), mean, **options)
+            yield part
+
+    @torch.no_grad()
+    def _sample_rows(self, n: int, mean: bool) -> np.ndarray:
+        """n rows (n, D) drawn from p(z) p(x|z) with torch's generator (decoder means with ``mean``)."""
+        decoded = self.model_.likelihood(self.model_.sample_latents(n))
+        y = decoded.mean if mean else decoded.sample()
         return self.preprocessor_.from_model(y, mean=mean).double().numpy()
 
     def _centered_batches_of(self, x: torch.Tensor):
@@ -351,13 +409,17 @@ class LatentModelEstimator(Estimator):
         for start in range(0, len(x), EVAL_ROWS):
             yield self.preprocessor_.to_model(x[start : start + EVAL_ROWS], center=True).to(self.dtype)
 
-    @torch.no_grad()
     def transform(self, X) -> np.ndarray:
         """Posterior means E_q[z|x], shape (n, latent_dim).
 
         For level data the posterior is taken at the centre of each cell, x + 1/2.
         """
-        codes = [self.model_.posterior(y).mean for y in self._centered_batches_of(self._rows(X))]
+        return self.codes(self._rows(X))
+
+    @torch.no_grad()
+    def codes(self, x: torch.Tensor) -> np.ndarray:
+        """:meth:`transform` of rows that :meth:`checked_rows` (or ``_rows``) returned."""
+        codes = [self.model_.posterior(y).mean for y in self._centered_batches_of(x)]
         return torch.cat(codes).double().numpy()
 
     @torch.no_grad()

@@ -32,6 +32,7 @@ from sklearn.base import (
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import validate_data
 
+from .data.columns import ColumnFormat
 from .errors import AevbError, TrainingStopped
 
 
@@ -71,18 +72,23 @@ def _options_init(config_class):
 
 def fitting(fit):
     """Decorates a ``fit``: it starts unfitted, and leaves the estimator unfitted if it fails
-    (an early stop, :class:`TrainingStopped`, keeps the best weights: still fitted)."""
+    (an early stop, :class:`TrainingStopped`, keeps the best weights: still fitted). A fitted
+    estimator keeps ``columns_``, the names and whole-number columns of X
+    (:class:`~aevb.data.columns.ColumnFormat`), with which rows are written back."""
 
     @functools.wraps(fit)
-    def fit_contract(self, *args, **kwargs):
+    def fit_contract(self, X, *args, **kwargs):
         self._forget_fit()
         try:
-            return fit(self, *args, **kwargs)
+            fitted = fit(self, X, *args, **kwargs)
         except TrainingStopped:
+            self._keep_columns(X)
             raise
         except BaseException:
             self._forget_fit()
             raise
+        self._keep_columns(X)
+        return fitted
 
     return fit_contract
 
@@ -125,6 +131,10 @@ class SklearnEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Densit
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         self._check_fitted()
         return super().get_feature_names_out(input_features)
+
+    def _keep_columns(self, X) -> None:
+        if "n_features_in_" in vars(self):
+            self.columns_ = ColumnFormat.of(X, self.n_features_in_)
 
     def _forget_fit(self) -> None:
         for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:

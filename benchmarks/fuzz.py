@@ -61,8 +61,15 @@ def _output(rng):
     return cases.output_case(str(rng.choice([".npy", ".csv"])), n, fail)
 
 
+def _written(rng):
+    rows, width = int(rng.integers(1, 6)), int(rng.integers(1, 5))
+    values = rng.normal(size=(rows, width)) * 10.0 ** rng.uniform(-3, 15, size=width)
+    return cases.written_rows_case(values, tuple(bool(b) for b in rng.integers(0, 2, width)), bool(rng.integers(2)))
+
+
 CLASSES = {"CSV separators/BOM/header": _csv, "offsets and spreads": _precision, "seeds": _seed,
-           "size options": _size, "odd files": _odd, "interrupted outputs": _output}
+           "size options": _size, "odd files": _odd, "interrupted outputs": _output,
+           "written rows": _written}
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from fuzz_cases import (
     precision_case,
     seed_case,
     size_case,
+    written_rows_case,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -79,3 +80,11 @@ def test_interrupted_outputs_keep_the_earlier_file(suffix, n_blocks, fail_at):
     CASES["interrupted score outputs"] += 1
     outcome = output_case(suffix, n_blocks, fail_at)
     assert outcome == ("clean error" if fail_at is not None and fail_at < n_blocks else "success")
+
+
+@FAST
+@given(values=hnp.arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 4)), elements=FINITE),
+       whole=st.lists(st.booleans(), min_size=4, max_size=4), header=st.booleans())
+def test_written_rows_keep_the_header_and_whole_numbers(values, whole, header):
+    CASES["written rows (header, integers)"] += 1
+    assert written_rows_case(values, tuple(whole[: values.shape[1]]), header) == "success"

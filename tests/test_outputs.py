@@ -96,7 +96,7 @@ def test_encode_and_sample_replace_their_outputs_whole(tmp_path):
     save_small_level_model(tmp_path, seed=0)
     out = tmp_path / "drawn.csv"
     assert call(["sample", tmp_path / "run", "-n", "5", "--out", out]) == 0
-    assert len(out.read_text().splitlines()) == 5
+    assert len(out.read_text().splitlines()) == 6  # a header row, then the rows
     assert call(["encode", tmp_path / "run", tmp_path / "rows.npy", "--out", tmp_path / "codes.npy"]) == 0
     assert np.load(tmp_path / "codes.npy").shape == (300, 2)
     assert _leftovers(tmp_path) == []

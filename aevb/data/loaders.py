@@ -8,6 +8,7 @@ that names the problem.
 from __future__ import annotations
 
 import csv
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from ..errors import AevbError, check_regular_file, unreadable
 from .chunks import CHUNK_ROWS
+from .columns import ColumnFormat
 from .shards import Shards, is_lazy, shard_files
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -26,10 +28,14 @@ DIGITS_SPLIT_SEED = 0
 
 @dataclass
 class Dataset:
-    """Rows to model; ``image_shape`` is (H, W) or (H, W, C) when each row is a flattened image."""
+    """Rows to model; ``image_shape`` is (H, W) or (H, W, C) when each row is a flattened image;
+    ``column_format``, the names and whole-number columns of the file (None: not known); ``row_names``,
+    the file each row came from (an image folder's)."""
 
     values: np.ndarray
     image_shape: tuple[int, ...] | None = None
+    column_format: ColumnFormat | None = None
+    row_names: tuple[str, ...] | None = None
 
 
 def _digits(part: str) -> Dataset:
@@ -86,10 +92,9 @@ def _from_array(array: np.ndarray, name: str) -> Dataset:
         raise AevbError(f"{name} holds {array.dtype} values; aevb needs real numbers")
     if array.size == 0:
         raise AevbError(f"{name} holds no data (shape {array.shape})")
-    if array.ndim == 1:
-        return Dataset(array.reshape(-1, 1))
-    if array.ndim == 2:
-        return Dataset(array)
+    if array.ndim in (1, 2):
+        array = array.reshape(len(array), -1)
+        return Dataset(array, column_format=ColumnFormat.of(array, array.shape[1]))
     if array.ndim in (3, 4) and (array.ndim == 3 or array.shape[-1] in (1, 3, 4)):
         return Dataset(array.reshape(len(array), -1), tuple(array.shape[1:]))
     raise AevbError(f"{name} has shape {array.shape}; expected (rows, features) or a stack of images")
@@ -173,15 +178,13 @@ def _load_csv(path: Path) -> Dataset:
                 hint = f"; is the file separated by {other!r}? make every line have the same fields" if other else ""
                 raise AevbError(f"{path} column {column} is not numeric (line {line}: {cell!r}){hint}")
             values[i, j] = number
-    return Dataset(values)
+    return Dataset(values, column_format=ColumnFormat.of_csv(header, rows) if rows else None)
 
 
 def _load_image_folder(folder: Path) -> Dataset:
     from PIL import Image
 
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise AevbError(f"{folder} holds no .png or .jpg images")
+    files = image_files(folder)
     images = []
     for path in files:
         check_regular_file(path)
@@ -208,7 +211,23 @@ def _load_image_folder(folder: Path) -> Dataset:
             f"images in {folder} differ in size: {files[0].name} is {w0}x{h0}, {files[odd].name} is {w1}x{h1}"
         )
     array = np.stack([np.asarray(im, dtype=np.float64) for im in images])
-    return Dataset(array.reshape(len(array), -1), tuple(array.shape[1:]))
+    return Dataset(array.reshape(len(array), -1), tuple(array.shape[1:]), row_names=tuple(p.name for p in files))
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The images of ``folder`` in the order of their rows: sorted by name."""
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise AevbError(f"{folder} holds no .png or .jpg images")
+    return files
+
+
+def row_names(source) -> tuple[str, ...] | None:
+    """The file name of each row of ``source`` when it is a folder of images (else None)."""
+    path = Path(str(source))
+    if str(source) in BUILTIN or not path.is_dir() or shard_files(path) is not None:
+        return None
+    return tuple(p.name for p in image_files(path))
 
 
 def validated(data: Dataset, name: str, first_row: int = 0) -> Dataset:
@@ -244,4 +263,4 @@ def validated(data: Dataset, name: str, first_row: int = 0) -> Dataset:
                 if np.isnan(values[row, column]) else ""
             )
         )
-    return Dataset(values, data.image_shape)
+    return dataclasses.replace(data, values=values)

@@ -189,6 +189,9 @@ class GPLVM(LatentModelEstimator):
         """Means of q(z*) of the rows of X, (n, latent_dim)."""
         return self._posterior(self._model_rows(X, 0)).mean.numpy()
 
+    def codes(self, x: torch.Tensor) -> np.ndarray:
+        return self.transform(x.double().numpy())
+
     @property
     def has_exact_likelihood(self) -> bool:
         self._check_fitted()

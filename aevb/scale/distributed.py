@@ -82,12 +82,29 @@ class Group:
 
     def data_parallel(self, module: torch.nn.Module) -> torch.nn.Module:
         """``module`` wrapped in DistributedDataParallel (which starts every rank from rank 0's
-        weights and averages gradients over the ranks in backward); itself in a group of one."""
+        weights and averages gradients over the ranks in backward), each call of it a
+        :meth:`collective` (:class:`CollectiveForward`); itself in a group of one."""
         if not self.active:
             return module
         device = next(module.parameters()).device
         with self.collective():
-            return DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None)
+            wrapped = DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None)
+        return CollectiveForward(wrapped, self)
+
+
+class CollectiveForward(torch.nn.Module):
+    """A DistributedDataParallel module whose forward runs as a :meth:`Group.collective`: DDP
+    talks to the other ranks there too (it broadcasts rank 0's buffers, such as the prior's
+    loc and scale, before each forward), so a dead peer is a :class:`RankFailed` there as in
+    the backward's gradient all-reduce, not a gloo traceback."""
+
+    def __init__(self, module: DistributedDataParallel, group: Group):
+        super().__init__()
+        self.module, self.group = module, group
+
+    def forward(self, *args, **kwargs):
+        with self.group.collective():
+            return self.module(*args, **kwargs)
 
 
 SINGLE = Group()
@@ -96,6 +113,14 @@ SINGLE = Group()
 def launched() -> bool:
     """Was this process started by torchrun as one of several?"""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def environment_rank() -> int:
+    """This process's rank as torchrun set it (0 outside torchrun), known before joining."""
+    try:
+        return int(os.environ.get("RANK", "0")) if launched() else 0
+    except ValueError:
+        return 0
 
 
 def join(device: torch.device) -> Group:

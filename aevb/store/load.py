@@ -10,6 +10,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 
+from ..data.columns import ColumnFormat
 from ..errors import AevbError, first_line
 from ..registry import BY_CLASS_NAME
 from .persistence import CONFIG_FILE, FORMAT, FORMAT_VERSION, WEIGHTS_FILE, check_format
@@ -63,6 +64,11 @@ def load(folder: str | Path):
     except RuntimeError as error:
         raise AevbError(f"{weights_path} does not match {config_path}: {first_line(error)}") from None
     estimator.model_.eval()
+    if config.get("columns") is not None:  # absent from models saved before it was kept
+        try:
+            estimator.columns_ = ColumnFormat.from_dict(config["columns"], estimator.n_features_in_)
+        except AevbError as error:
+            raise AevbError(f"{config_path} is damaged: {error}") from None
     training = config.get("training") or {}
     if not isinstance(training, dict) or not (
         training.get("best_epoch") is None or type(training.get("best_epoch")) is int

@@ -37,6 +37,7 @@ def save(estimator, folder: str | Path) -> Path:
         "preprocessor": estimator.preprocessor_.to_dict(),
         "n_features": estimator.preprocessor_.n_features,
         "image_shape": list(estimator.image_shape_) if estimator.image_shape_ else None,
+        "columns": estimator.columns_.to_dict() if getattr(estimator, "columns_", None) else None,
         "training": {
             "best_epoch": getattr(estimator, "best_epoch_", None),
             "epochs_run": len(getattr(estimator, "history_", [])),

@@ -9,7 +9,9 @@ import pandas as pd
 import torch
 
 from ..config import TableConfig
+from ..core import forecast, progress
 from ..errors import TrainingStopped
+from ..scale import streaming
 from ..estimator import _check_positive_int
 from ..vae.estimator import VAE
 from .family import TableVAEFamily
@@ -129,15 +131,14 @@ class TabularVAE(VAE):
         z is drawn from a Gaussian with the mean and covariance of the training rows' codes
         (the aggregate posterior, :func:`~aevb.tables.preprocess.aggregate_posterior_moments`),
         or from the prior with ``from_prior=True`` (and for a model saved without them)."""
-        self._check_fitted()
-        n = _check_positive_int(n, "the number of samples")
+        return pd.concat(list(self.sample_chunks(n, seed, mean, from_prior=from_prior)), ignore_index=True)
+
+    @torch.no_grad()
+    def _sample_rows(self, n: int, mean: bool, from_prior: bool = False):
         latent = None if from_prior else self.preprocessor_.latent_distribution()
-        with torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.manual_seed(seed)
-            z = self.model_.sample_latents(n) if latent is None else latent.sample((n,)).to(self.dtype)
-            decoded = self.model_.likelihood(z)
-            y = decoded.mean if mean else decoded.sample()
+        z = self.model_.sample_latents(n) if latent is None else latent.sample((n,)).to(self.dtype)
+        decoded = self.model_.likelihood(z)
+        y = decoded.mean if mean else decoded.sample()
         return self.schema_.decode(self.preprocessor_.from_model(y, mean=mean).double().numpy())
 
     def reconstruct(self, X):
@@ -154,6 +155,7 @@ class TabularVAE(VAE):
             multiple = _check_positive_int(multiple, "multiple")
         self._check_fitted()
         frame = self._table(X, reset=False)
+        self._forecast_imputation(frame, k, multiple, seed)
 
         def compute(y):
             filled = impute(self.model_, y, k, multiple)  # (B, C) or (M, B, C)
@@ -162,6 +164,24 @@ class TabularVAE(VAE):
         filled = self._per_row(frame, seed, compute, desc="imputing")  # (C, n) or (M, C, n)
         tables = [self._fill(frame, rows.T) for rows in (filled[None] if multiple is None else filled)]
         return tables[0] if multiple is None else tables
+
+    def _forecast_imputation(self, frame, k: int, multiple: int | None, seed: int) -> None:
+        """Warn (:mod:`aevb.core.forecast`) when imputing would take hours: time a few rows with
+        fewer draws and scale by rows x draws (k of z, and ``multiple`` of each hole)."""
+        draws = k + (multiple or 0)
+        if len(frame) * draws <= streaming.PROBE_WORK:
+            return
+        rows, k_probe = min(len(frame), streaming.PROBE_ROWS), min(k, streaming.PROBE_DRAWS)
+        multiple_probe = None if multiple is None else min(multiple, streaming.PROBE_DRAWS)
+        with progress.showing(False):
+            seconds = forecast.timed(lambda: self.impute(frame.iloc[:rows], k_probe, multiple_probe, seed))
+        scale = len(frame) / rows * draws / (k_probe + (multiple_probe or 0))
+        option = f"--multiple (now {multiple})" if (multiple or 0) > k else f"--k (now {k})"
+        forecast.warn_if_long(
+            seconds * scale, f"imputing {len(frame)} rows",
+            f"{rows} rows with --k {k_probe}" + (f" --multiple {multiple_probe}" if multiple else "") + f" took {seconds:.3g} s",
+            f"lower {option}",
+        )
 
     def _fill(self, frame, rows: np.ndarray):
         decoded = self.schema_.decode(rows)

@@ -118,3 +118,33 @@ def write_table(frame, path: Path) -> None:
         write_output(path, lambda temp: frame.to_csv(temp, index=False))
     else:
         write_output(path, lambda temp: frame.to_parquet(temp, index=False))
+
+
+def write_table_chunks(frames, path: Path) -> None:
+    """Write DataFrames of the same columns one after another as one table, each as it comes
+    (so memory holds one at a time), whole or not at all, as :func:`write_table`."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise AevbError(f"cannot write {path}: use a .csv or .parquet file name")
+
+    def write(temp: str) -> None:
+        if suffix == ".csv":
+            with open(temp, "w", newline="") as handle:
+                for number, frame in enumerate(frames):
+                    frame.to_csv(handle, index=False, header=number == 0)
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        writer = None
+        try:
+            for frame in frames:
+                part = pa.Table.from_pandas(frame, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(temp, part.schema)
+                writer.write_table(part.cast(writer.schema))
+        finally:
+            if writer is not None:
+                writer.close()
+
+    write_output(path, write)

@@ -14,6 +14,8 @@ truth, which is all a refusal of impossible requests needs.
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 from ..config import VAEConfig
 from ..errors import AevbError
@@ -81,6 +83,19 @@ def check_request(need: int, option: str) -> None:
     if need > have:
         raise AevbError(
             f"{option} asks for about {_size(need)} of memory but the machine has {_size(have)}; ask for less"
+        )
+
+
+def check_disk(path: Path, need: int, what: str) -> None:
+    """Raise AevbError naming ``what`` when writing ``need`` bytes to ``path`` would not fit in the
+    free space of its file system (streamed outputs need disk, not memory)."""
+    try:
+        have = shutil.disk_usage(Path(path).parent).free
+    except OSError:
+        return  # a folder that cannot be inspected: the write itself reports what is wrong
+    if need > have:
+        raise AevbError(
+            f"{what} asks for about {_size(need)} of disk for {path} but it has {_size(have)} free; ask for less"
         )
 
 
