@@ -198,7 +198,10 @@ def _saved_column(values, j: int) -> Column:
     if unknown:
         raise DamagedField(f"preprocessor.columns[{j}] has an unknown field {unknown[0]!r}")
     name = text(values.get("name"), f"preprocessor.columns[{j}].name")
-    named = lambda part: f"column {name!r} {part}"  # noqa: E731
+
+    def named(part: str) -> str:
+        return f"column {name!r} {part}"
+
     kind = text(values.get("kind"), named("kind"), tuple(KINDS))
     text(values.get("dtype"), named("dtype"), KINDS[kind].dtypes)
     listing(values.get("categories", []), named("categories"))

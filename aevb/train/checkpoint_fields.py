@@ -17,7 +17,15 @@ from dataclasses import dataclass
 
 import torch
 
-from ..store.fields import DamagedField, listing, mapping, number, optional, tensor, whole
+from ..store.fields import (
+    DamagedField,
+    listing,
+    mapping,
+    number,
+    optional,
+    tensor,
+    whole,
+)
 
 PROGRESS_FIELDS = ("epoch", "position", "step", "seconds", "best_bound", "best_epoch", "history")
 # Adam's state of one parameter, as torch.optim.Adam keeps it (amsgrad adds max_exp_avg_sq).
