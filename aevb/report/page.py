@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AevbError, check_regular_file
+from ..errors import AevbError, check_regular_file, first_line
 from ..store.fields import DamagedField, mapping, parse_json
 from . import figures
 
@@ -53,8 +53,8 @@ def read_metrics(path: Path) -> list[dict]:
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)]
-    except (OSError, ValueError, UnicodeDecodeError) as error:
-        raise AevbError(f"cannot read {path} as metrics ({error})") from None
+    except (OSError, ValueError, UnicodeDecodeError, csv.Error) as error:
+        raise AevbError(f"cannot read {path} as metrics ({first_line(error)})") from None
 
 
 def read_evaluation(path: Path) -> dict:

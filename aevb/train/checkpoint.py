@@ -247,6 +247,8 @@ def unfinished_run(folder: str | Path) -> bool:
     path, model, config = folder / CHECKPOINT_FILE, folder / WEIGHTS_FILE, folder / CONFIG_FILE
     if not path.is_file():
         return False
+    if not config.is_file():
+        return True  # no model saved beside it (a FIFO there would block the read forever)
     try:
         stopped = parse_json(config.read_bytes()).get("training", {}).get("stopped_because")
         return stopped == "interrupted" or path.stat().st_mtime > model.stat().st_mtime
