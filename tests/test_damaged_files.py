@@ -308,6 +308,12 @@ def test_metrics_csv_that_is_not_a_file(tmp_path, kind):
         read_metrics(path)
 
 
+def test_a_metrics_csv_with_an_oversized_field(tmp_path):
+    (tmp_path / "metrics.csv").write_text("epoch\n" + "1" * 200_000 + "\n")
+    with pytest.raises(aevb.AevbError, match="cannot read .*metrics.csv as metrics"):
+        read_metrics(tmp_path / "metrics.csv")
+
+
 def test_a_damaged_evaluation_json(tmp_path):
     (tmp_path / "evaluation.json").write_text(DEEP)
     with pytest.raises(aevb.AevbError, match="evaluation.json is damaged: it nests"):
