@@ -1,4 +1,4 @@
-"""The hostile findings' fuzz classes at length: draws N cases per class (10,000+ in all by
+"""The hostile findings' fuzz classes at length: draws N cases per class (17,000 in all by
 default) from a seeded numpy generator, runs each through tests/fuzz_cases.py, and prints
 per class how many ended in success, a clean one-line error, a traceback or a hang.
 
@@ -8,13 +8,20 @@ per class how many ended in success, a clean one-line error, a traceback or a ha
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import sys
+import tempfile
 import time
 import traceback
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from aevb.train.checkpoint import RUN_FILES
+from aevb.train.checkpoint_fields import PROGRESS_FIELDS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import fuzz_cases as cases  # noqa: E402
@@ -67,9 +74,64 @@ def _written(rng):
     return cases.written_rows_case(values, tuple(bool(b) for b in rng.integers(0, 2, width)), bool(rng.integers(2)))
 
 
+_MADE: dict = {}  # the tiny run folder and model the damaged-file classes start from, made once
+
+
+def _made(name: str, make):
+    if name not in _MADE:
+        _MADE[name] = make(Path(tempfile.mkdtemp(prefix="aevb-fuzz-")))
+    return _MADE[name]
+
+
+def _json_value(rng):
+    pick = int(rng.integers(9))
+    return [None, bool(rng.integers(2)), int(rng.integers(-(2**62), 2**62)) // 10 ** int(rng.integers(0, 19)),
+            float(rng.choice([np.nan, np.inf, -np.inf, 1e-300, 1e300, -1.5, 0.0, 2.5])), str(rng.choice(["", "x", "2"])),
+            [int(v) for v in rng.integers(-3, 60, rng.integers(0, 4))], {"x": 1},
+            str(rng.choice(sorted(cases.RAW_JSON))), int(rng.integers(-3, 60))][pick]
+
+
+def _tensor(rng):
+    if rng.integers(6) == 0:
+        return None
+    dtype = rng.choice([np.float64, np.float32, np.float16, np.int64, np.uint8])
+    shape = tuple(int(v) for v in rng.integers(0, 7, rng.integers(0, 3)))
+    values = rng.normal(size=shape) * 10 ** rng.integers(0, 4)
+    if values.size and dtype in (np.float64, np.float32, np.float16) and rng.integers(2):
+        values.flat[int(rng.integers(values.size))] = rng.choice([np.nan, np.inf])
+    return torch.from_numpy(np.array(np.abs(values) if dtype in (np.int64, np.uint8) else values, dtype=dtype))
+
+
+CHECKPOINT_TENSORS = ("order", "sums", "rng/torch", "rng/batches", "model/encoder.0.0.weight", "best/decoder.0.0.bias",
+                      "optimizer/0/exp_avg", "optimizer/0/exp_avg_sq", "optimizer/0/step", "junk")
+
+
+def _checkpoint(rng):
+    run, rows = _made("run", cases.tiny_run)
+    if rng.integers(2):
+        return cases.damaged_checkpoint_case(run, rows, str(rng.choice(PROGRESS_FIELDS)), _json_value(rng))
+    return cases.damaged_checkpoint_case(run, rows, str(rng.choice(CHECKPOINT_TENSORS)), _tensor(rng))
+
+
+def _config(rng):
+    model, rows = _made("model", cases.tiny_model)
+    paths = cases.leaf_paths(json.loads((model / "config.json").read_text()))
+    return cases.damaged_config_case(model, rows, paths[int(rng.integers(len(paths)))], _json_value(rng))
+
+
+def _npz(rng):
+    content = rng.integers(0, 256, rng.integers(0, 200)).astype(np.uint8).tobytes()
+    return cases.odd_npz_case(str(rng.choice(cases.NPZ_MEMBERS)), content)
+
+
+def _run_folder(rng):
+    return cases.run_folder_case(str(rng.choice([*RUN_FILES, "evaluation.json"])), str(rng.choice(cases.RUN_FOLDER_ENTRIES)))
+
+
 CLASSES = {"CSV separators/BOM/header": _csv, "offsets and spreads": _precision, "seeds": _seed,
            "size options": _size, "odd files": _odd, "interrupted outputs": _output,
-           "written rows": _written}
+           "written rows": _written, "damaged checkpoints": _checkpoint, "damaged config.json": _config, ".npz members": _npz,
+           "odd run folders": _run_folder}
 
 
 def main() -> None:
@@ -97,6 +159,8 @@ def main() -> None:
               f"{counts['traceback']:7}{counts['hang']:6}{time.perf_counter() - started:7.1f}")
     print(f"{'all':28}{sum(totals.values()):7}{totals['success']:9}{totals['clean error']:7}"
           f"{totals['traceback']:7}{totals['hang']:6}")
+    for made in _MADE.values():
+        shutil.rmtree(made[0].parent, ignore_errors=True)
 
 
 if __name__ == "__main__":

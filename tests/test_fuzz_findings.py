@@ -1,23 +1,41 @@
 """Property-based tests of the hostile findings: CSV separators and byte-order marks,
-large offsets, seeds, sizes that cannot fit, odd files, interrupted outputs. Each class
-is a strategy with a bounded number of examples; benchmarks/fuzz.py runs 10,000+."""
+large offsets, seeds, sizes that cannot fit, odd files, interrupted outputs, damaged
+checkpoints and config.json files, .npz members that are not arrays, odd run folders.
+Each class is a strategy with a bounded number of examples; benchmarks/fuzz.py runs 10,000+."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pytest
+import torch
 from fuzz_cases import (
+    NPZ_MEMBERS,
+    RAW_JSON,
+    RUN_FOLDER_ENTRIES,
     csv_case,
+    damaged_checkpoint_case,
+    damaged_config_case,
+    leaf_paths,
     odd_file_case,
+    odd_npz_case,
     output_case,
     precision_case,
+    run_folder_case,
     seed_case,
     size_case,
     written_rows_case,
+    tiny_model,
+    tiny_run,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from test_fuzz import CASES
+
+from aevb.train.checkpoint import RUN_FILES
+from aevb.train.checkpoint_fields import PROGRESS_FIELDS
 
 FAST = settings(max_examples=60, deadline=None, derandomize=True)
 
@@ -88,3 +106,62 @@ def test_interrupted_outputs_keep_the_earlier_file(suffix, n_blocks, fail_at):
 def test_written_rows_keep_the_header_and_whole_numbers(values, whole, header):
     CASES["written rows (header, integers)"] += 1
     assert written_rows_case(values, tuple(whole[: values.shape[1]]), header) == "success"
+
+
+# -- damaged files aevb wrote -------------------------------------------------------------------
+
+SOME = settings(FAST, max_examples=30)
+JSON_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**20), 10**20), st.floats(), st.text(max_size=3),
+    st.sampled_from(sorted(RAW_JSON)), st.lists(st.integers(-3, 60), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+TENSORS = st.none() | st.tuples(
+    st.sampled_from([np.float64, np.float32, np.float16, np.int64, np.uint8]),
+    st.lists(st.integers(0, 6), max_size=2),
+).flatmap(lambda kind: hnp.arrays(kind[0], tuple(kind[1]), elements=st.integers(0, 60) if kind[0] in (np.int64, np.uint8)
+                                  else st.floats(-1e3, 1e3, width=16) | st.just(float("nan")))).map(torch.from_numpy)
+CHECKPOINT_TENSORS = ["order", "sums", "rng/torch", "rng/batches", "model/encoder.0.0.weight", "best/decoder.0.0.bias",
+                      "optimizer/0/exp_avg", "optimizer/0/exp_avg_sq", "optimizer/0/step", "junk"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    return tiny_run(tmp_path_factory.mktemp("fuzz_run"))
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    return tiny_model(tmp_path_factory.mktemp("fuzz_saved"))
+
+
+@SOME
+@given(change=st.one_of(st.tuples(st.sampled_from(PROGRESS_FIELDS), JSON_VALUES),
+                        st.tuples(st.sampled_from(CHECKPOINT_TENSORS), TENSORS)))
+def test_damaged_checkpoints_resume_or_say_one_line(finished_run, change):
+    CASES["damaged checkpoint fields (--resume)"] += 1
+    run, rows = finished_run
+    assert damaged_checkpoint_case(run, rows, *change) in ("success", "clean error")
+
+
+@SOME
+@given(data=st.data())
+def test_damaged_config_fields_load_or_say_one_line(saved_model, data):
+    CASES["damaged config.json fields"] += 1
+    model, rows = saved_model
+    where = data.draw(st.sampled_from(leaf_paths(json.loads((model / "config.json").read_text()))))
+    assert damaged_config_case(model, rows, where, data.draw(JSON_VALUES)) in ("success", "clean error")
+
+
+@SOME
+@given(kind=st.sampled_from(NPZ_MEMBERS), content=st.binary(max_size=200))
+def test_npz_members_that_are_not_arrays(kind, content):
+    CASES[".npz members that are not arrays"] += 1
+    assert odd_npz_case(kind, content) == "clean error"
+
+
+@SOME
+@given(name=st.sampled_from([*RUN_FILES, "evaluation.json"]), kind=st.sampled_from(RUN_FOLDER_ENTRIES))
+def test_odd_entries_in_a_run_folder(name, kind):
+    CASES["odd entries in a run folder"] += 1
+    assert run_folder_case(name, kind) in ("success", "clean error")

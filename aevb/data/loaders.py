@@ -20,6 +20,8 @@ from .columns import ColumnFormat
 from .shards import Shards, is_lazy, shard_files
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+# Suffixes of data files, which a folder of shards or images does not normally have.
+FILE_SUFFIXES = {".npy", ".npz", ".csv", ".parquet"}
 # Pillow's modes of one channel deeper than 8 bits (16-bit PNGs read as "I;16" or "I").
 DEEP_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
 DIGITS_TEST_FRACTION = 0.2
@@ -117,6 +119,8 @@ def _load_npz(path: Path, key: str | None) -> Dataset:
     with unreadable(path, "a numeric .npz archive"):
         with np.load(path, allow_pickle=False) as archive:
             keys = list(archive.keys())
+            if not keys:
+                raise AevbError(f"{path} holds no arrays")
             if key is None:
                 if len(keys) != 1:
                     raise AevbError(f"{path} holds arrays {keys}; choose one with --key")
@@ -124,6 +128,9 @@ def _load_npz(path: Path, key: str | None) -> Dataset:
             if key not in keys:
                 raise AevbError(f"{path} has no array named {key!r}; it holds {keys}")
             array = archive[key]
+    if not isinstance(array, np.ndarray):
+        # numpy hands back the raw bytes of a member that is not a .npy file
+        raise AevbError(f"{path}[{key}] is not a .npy array (a .npz holds only .npy files)")
     return _from_array(array, f"{path}[{key}]")
 
 
@@ -184,6 +191,8 @@ def _load_csv(path: Path) -> Dataset:
 def _load_image_folder(folder: Path) -> Dataset:
     from PIL import Image
 
+    if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()) and folder.suffix.lower() in FILE_SUFFIXES:
+        raise AevbError(f"{folder} is a folder, not a {folder.suffix} file (and holds no .npy shards or images)")
     files = image_files(folder)
     images = []
     for path in files:

@@ -16,8 +16,7 @@ log P(x) of the discrete values directly: no noise, no Jacobian.
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Literal, get_args
 
 import numpy as np
@@ -25,6 +24,7 @@ import torch
 
 from ..errors import AevbError
 from ..images.pixels import DISCRETE_LIKELIHOODS
+from ..store.fields import DamagedField, listing, mapping, number, optional, text, whole
 from .chunks import CHUNK_ROWS
 from .column_statistics import column_statistics, is_binary
 from .degenerate import warn_if_degenerate
@@ -191,19 +191,30 @@ class Preprocessor:
 
     @classmethod
     def from_dict(cls, values: dict) -> "Preprocessor":
-        """The inverse of to_dict, refusing values that to_dict cannot have written."""
-        pre = cls(**values)
-        numbers = [*pre.shift, *pre.scale]
-        if (
-            pre.kind not in get_args(Kind)
-            or not isinstance(pre.shift, list)
-            or len(pre.shift) != len(pre.scale)
-            or not pre.shift
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in numbers)
-            or not all(v > 0 for v in pre.scale)
-            or (pre.kind == "levels") != (isinstance(pre.n_levels, int) and not isinstance(pre.n_levels, bool))
-            or (pre.kind == "levels" and pre.n_levels < 1)
-            or (pre.discrete is not None and (pre.discrete not in DISCRETE_LIKELIHOODS or pre.kind != "levels"))
-        ):
-            raise ValueError("the preprocessor's kind, levels, shift or scale are not valid")
-        return pre
+        """The inverse of to_dict, refusing (DamagedField, naming the field) values that
+        :meth:`fit` cannot have written: a scale at or below SMALLEST_SCALE (1e-300 would
+        make every log-likelihood ~ +690 nats per column), a shift or scale past
+        LARGEST_VALUE, a binary or discrete model that standardizes."""
+        values = mapping(values, "preprocessor")
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise DamagedField(f"preprocessor has an unknown field {unknown[0]!r}")
+        kind = text(values.get("kind"), "preprocessor.kind", get_args(Kind))
+        discrete = optional(text, values.get("discrete"), "preprocessor.discrete", DISCRETE_LIKELIHOODS)
+        shift = listing(values.get("shift"), "preprocessor.shift")
+        scale = listing(values.get("scale"), "preprocessor.scale", len(shift))
+        if not shift:
+            raise DamagedField("preprocessor.shift is empty")
+        shift = [number(v, f"preprocessor.shift[{j}]", -LARGEST_VALUE, LARGEST_VALUE) for j, v in enumerate(shift)]
+        scale = [number(v, f"preprocessor.scale[{j}]", high=LARGEST_VALUE, above=SMALLEST_SCALE) for j, v in enumerate(scale)]
+        if (kind == "binary" or discrete) and (any(shift) or any(v != 1.0 for v in scale)):
+            raise DamagedField(f"preprocessor of {discrete or kind} data has a shift or scale; it keeps the values as they are")
+        n_levels = values.get("n_levels")
+        if kind == "levels":
+            most = MAX_DISCRETE_LEVELS if discrete else int(LARGEST_VALUE) + 1
+            whole(n_levels, "preprocessor.n_levels", 2 if discrete else 1, most)
+        elif n_levels is not None:
+            raise DamagedField(f"preprocessor.n_levels is {n_levels!r} for {kind} data, which has no levels")
+        if discrete and kind != "levels":
+            raise DamagedField(f"preprocessor.discrete is {discrete!r} for {kind} data, not levels")
+        return cls(kind, n_levels, shift, scale, discrete)

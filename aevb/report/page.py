@@ -6,12 +6,13 @@ from __future__ import annotations
 import base64
 import csv
 import html
-import json
+import os
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import AevbError
+from ..errors import AevbError, check_regular_file, first_line
+from ..store.fields import DamagedField, mapping, parse_json
 from . import figures
 
 ROWS_SHOWN = 8  # real, synthetic, reconstructed and unusual rows shown as tables or images
@@ -46,13 +47,24 @@ def _cell(value) -> str:
 
 def read_metrics(path: Path) -> list[dict]:
     """The rows of a metrics.csv as numbers; [] when there is none."""
-    if not path.is_file():
+    if not os.path.lexists(path):
         return []
+    check_regular_file(path)  # a folder, FIFO or dangling link there is not what aevb wrote
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)]
-    except (OSError, ValueError, UnicodeDecodeError) as error:
-        raise AevbError(f"cannot read {path} as metrics ({error})") from None
+    except (OSError, ValueError, UnicodeDecodeError, csv.Error) as error:
+        raise AevbError(f"cannot read {path} as metrics ({first_line(error)})") from None
+
+
+def read_evaluation(path: Path) -> dict:
+    """The figures of an evaluation.json (``aevb evaluate --out``)."""
+    try:
+        return mapping(parse_json(path.read_bytes()), "its top level")
+    except DamagedField as error:
+        raise AevbError(f"{path} is damaged: {error}") from None
+    except OSError as error:
+        raise AevbError(f"cannot read {path}: {error.strerror or error}") from None
 
 
 class Report:
@@ -106,7 +118,7 @@ def build(model, run: Path, data=None, k: int = 100, seed: int = 0) -> str:
         values = values[:MOST_ROWS]
         figures_ = model.evaluate(values, k=k, seed=seed)
     elif (run / "evaluation.json").is_file():
-        figures_ = json.loads((run / "evaluation.json").read_text(encoding="utf-8"))
+        figures_ = read_evaluation(run / "evaluation.json")
     else:
         figures_ = None
     if figures_ is not None:

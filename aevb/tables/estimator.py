@@ -13,6 +13,7 @@ from ..core import forecast, progress
 from ..errors import TrainingStopped
 from ..scale import streaming
 from ..estimator import _check_positive_int
+from ..store.fields import DamagedField
 from ..vae.estimator import VAE
 from .family import TableVAEFamily
 from .impute import conditional_column_scores, impute
@@ -55,6 +56,12 @@ class TabularVAE(VAE):
     def _build(self, n_features: int, pre: TablePreprocessor, image_shape) -> None:
         super()._build(n_features, pre, image_shape)
         self.n_features_in_ = len(pre.schema.columns) + len(pre.schema.ignored)  # as given, ignored ones too
+
+    def _make_model(self, n_features: int, pre: TablePreprocessor, image_shape=None) -> torch.nn.Module:
+        # Moments read back from config.json must be those of this model's latent space.
+        if pre.latent is not None and len(pre.latent["mean"]) != self.config.latent_dim:
+            raise DamagedField(f"preprocessor.latent has {len(pre.latent['mean'])} dimensions, not latent_dim {self.config.latent_dim}")
+        return super()._make_model(n_features, pre, image_shape)
 
     def _table(self, X, reset: bool):
         """X as a DataFrame: a file is read, an array's columns are named 0, 1, ...; fit

@@ -40,6 +40,7 @@ from ..core.distributions import bounded_scale
 from ..data.dequantization import dequantization_moments
 from ..data.preprocess import LARGEST_VALUE
 from ..errors import AevbError
+from ..store.fields import DamagedField, whole
 
 TRUE_WORDS = {"true", "yes", "t", "y"}
 FALSE_WORDS = {"false", "no", "f", "n"}
@@ -48,6 +49,8 @@ INT64_LIMIT = 2**63 - 1
 DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y/%m/%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y")
 # The observed precision is read from at most this many cells.
 PRECISION_CELLS = 10_000
+# The most digits after the point that a column's precision keeps.
+MAX_DECIMALS = 300
 
 
 def pandas():
@@ -137,7 +140,7 @@ def decimals(values: np.ndarray) -> int | None:
         digits = len(mantissa.partition(".")[2].rstrip("0"))
         most = max(most, digits - int(exponent or 0))
     largest = float(np.max(np.abs(values))) if len(values) else 0.0
-    if most > 300 or largest * 10.0**most > 2**53:
+    if most > MAX_DECIMALS or largest * 10.0**most > 2**53:
         return None
     return max(most, 0)
 
@@ -166,6 +169,13 @@ class ColumnKind:
     name = ""
     numeric = False  # modelled by a Gaussian on a standardized value
     dequantized = False  # the model sees x + u, u ~ U[0, 1)
+    dtypes: tuple[str, ...] = ()  # the pandas dtypes that describe() gives columns of this kind
+
+    def check_saved(self, column) -> None:
+        """Raise DamagedField unless ``column``, read back from config.json, is one that
+        describe() can have written (the schema checks the fields every kind has)."""
+        if column.categories:
+            raise DamagedField(f"column {column.name!r} of kind {self.name} has categories {column.categories!r:.60}")
 
     # -- inference and the description of a column (see schema.Column) ----------------
 
@@ -272,6 +282,7 @@ class Numeric(ColumnKind):
 
 class Continuous(Numeric):
     name = "continuous"
+    dtypes = ("float64",)
 
     @staticmethod
     def matches(series, observed, max_categories):
@@ -344,6 +355,17 @@ class Positive(Continuous):
 class Integer(Numeric):
     name = "integer"
     dequantized = True
+    dtypes = ("int64",)
+
+    def check_saved(self, column) -> None:
+        super().check_saved(column)
+        # decode() adds whole numbers to these in exact integer arithmetic
+        for field in ("offset", "lower", "upper"):
+            value = getattr(column, field)
+            if value is not None and not (isinstance(value, int) or float(value).is_integer()):
+                raise DamagedField(f"column {column.name!r} of kind integer has {field} {value!r}, not a whole number")
+            if value is not None:
+                whole(int(value), f"column {column.name!r} {field}", -(2**63), INT64_LIMIT)
 
     @staticmethod
     def matches(series, observed, max_categories):
@@ -397,6 +419,13 @@ class Date(Numeric):
     """Dates and times, modelled as continuous seconds since 1970 (written back in the column's format)."""
 
     name = "date"
+    dtypes = ("object", "datetime64[ns]")
+
+    def check_saved(self, column) -> None:
+        # A column of words keeps its format as its one category; a datetime column has none.
+        formats = 1 if column.dtype == "object" else 0
+        if len(column.categories) != formats or not all(isinstance(f, str) for f in column.categories):
+            raise DamagedField(f"column {column.name!r} of kind date ({column.dtype}) has the formats {column.categories!r:.60}")
 
     @staticmethod
     def matches(series, observed, max_categories):
@@ -436,6 +465,18 @@ class Date(Numeric):
 
 class CategoricalKind(ColumnKind):
     name = "categorical"
+    dtypes = ("int64", "float64", "object")
+
+    def check_saved(self, column) -> None:
+        labels = column.categories
+        if not labels or not all(isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in labels):
+            raise DamagedField(f"column {column.name!r} of kind categorical has the labels {labels!r:.60}, not numbers or words")
+        if len(set(labels)) != len(labels):
+            raise DamagedField(f"column {column.name!r} of kind categorical repeats a label")
+        typed = {"int64": lambda v: isinstance(v, int) and -(2**63) <= v <= INT64_LIMIT,
+                 "float64": lambda v: isinstance(v, float), "object": lambda v: True}[column.dtype]
+        if not all(map(typed, labels)):
+            raise DamagedField(f"column {column.name!r} of kind categorical has labels that are not {column.dtype}")
 
     @staticmethod
     def matches(series, observed, max_categories):
@@ -495,6 +536,18 @@ class CategoricalKind(ColumnKind):
 
 class Boolean(ColumnKind):
     name = "boolean"
+    dtypes = ("bool", "int64", "object")
+
+    def check_saved(self, column) -> None:
+        # A column of words keeps its spelling of (false, true); other columns have none.
+        words = column.categories
+        if column.dtype == "object":
+            spelled = len(words) == 2 and all(isinstance(w, str) for w in words) and words[0] != words[1]
+        else:
+            spelled = not words
+        if not spelled:
+            wanted = "two words for false and true" if column.dtype == "object" else "none"
+            raise DamagedField(f"column {column.name!r} of kind boolean ({column.dtype}) has the labels {words!r:.60}, not {wanted}")
 
     @staticmethod
     def matches(series, observed, max_categories):

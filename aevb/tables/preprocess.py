@@ -15,6 +15,7 @@ import torch
 from torch.distributions import MultivariateNormal
 
 from ..data.dequantization import noise, quantized
+from ..store.fields import DamagedField
 from .schema import TableSchema
 
 
@@ -75,6 +76,8 @@ class TablePreprocessor:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TablePreprocessor":
+        """The inverse of to_dict, refusing (DamagedField) a schema or latent moments that
+        to_dict cannot have written."""
         pre = cls(TableSchema.from_dict(values), values.get("latent"))
         if pre.latent is not None:
             try:
@@ -83,7 +86,7 @@ class TablePreprocessor:
             except (KeyError, TypeError, ValueError, RuntimeError):
                 finite = False
             if not finite or distribution.mean.dim() != 1:
-                raise ValueError("the latent moments of the table model are not a valid mean and covariance")
+                raise DamagedField("preprocessor.latent is not a finite mean and positive-definite covariance")
         return pre
 
 

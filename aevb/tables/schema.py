@@ -15,8 +15,10 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from ..data.preprocess import LARGEST_VALUE
 from ..errors import AevbError
-from .kinds import KINDS, infer_kind, is_identifier, pandas
+from ..store.fields import DamagedField, listing, mapping, number, optional, text, whole
+from .kinds import KINDS, MAX_DECIMALS, infer_kind, is_identifier, pandas
 
 OVERRIDES = ("categorical", "continuous", "boolean", "ignore")
 BOUNDS = ("sign", "range", "none")
@@ -172,16 +174,47 @@ class TableSchema:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TableSchema":
-        known = {f.name for f in fields(Column)}
-        columns = []
-        for c in values["columns"]:
-            if not isinstance(c, dict) or set(c) - known:
-                raise ValueError(f"a column of the schema has unknown fields: {sorted(set(c) - known) if isinstance(c, dict) else c!r}")
-            columns.append(Column(**c))
-        for c in columns:
-            if c.kind not in KINDS:
-                raise ValueError(f"unknown column kind {c.kind!r}")
-        return cls(columns, list(values.get("ignored", [])), dict(values.get("notes", {})))
+        """The inverse of to_dict, refusing (DamagedField, naming the column and field) a schema
+        that :meth:`infer` cannot have written."""
+        values = mapping(values, "preprocessor")
+        columns = [_saved_column(c, j) for j, c in enumerate(listing(values.get("columns"), "preprocessor.columns"))]
+        if not columns:
+            raise DamagedField("preprocessor.columns is empty")
+        ignored = [text(name, "an ignored column's name") for name in listing(values.get("ignored", []), "preprocessor.ignored")]
+        notes = mapping(values.get("notes", {}), "preprocessor.notes")
+        for reason in notes.values():
+            text(reason, "a note on a column")
+        names = [c.name for c in columns] + ignored
+        repeated = next((name for name in names if names.count(name) > 1), None)
+        if repeated is not None:
+            raise DamagedField(f"column {repeated!r} appears twice in the schema")
+        return cls(columns, ignored, dict(notes))
+
+
+def _saved_column(values, j: int) -> Column:
+    """Column ``j`` of a saved schema, each field checked."""
+    values = mapping(values, f"preprocessor.columns[{j}]")
+    unknown = sorted(set(values) - {f.name for f in fields(Column)})
+    if unknown:
+        raise DamagedField(f"preprocessor.columns[{j}] has an unknown field {unknown[0]!r}")
+    name = text(values.get("name"), f"preprocessor.columns[{j}].name")
+
+    def named(part: str) -> str:
+        return f"column {name!r} {part}"
+
+    kind = text(values.get("kind"), named("kind"), tuple(KINDS))
+    text(values.get("dtype"), named("dtype"), KINDS[kind].dtypes)
+    listing(values.get("categories", []), named("categories"))
+    number(values.get("shift", 0.0), named("shift"), -LARGEST_VALUE, LARGEST_VALUE)
+    number(values.get("scale", 1.0), named("scale"), high=LARGEST_VALUE, above=0.0)
+    number(values.get("offset", 0.0), named("offset"), -LARGEST_VALUE, LARGEST_VALUE)
+    optional(whole, values.get("decimals"), named("decimals"), 0, MAX_DECIMALS)
+    lower, upper = (optional(number, values.get(end), named(end)) for end in ("lower", "upper"))
+    if lower is not None and upper is not None and lower > upper:
+        raise DamagedField(f"column {name!r} has lower bound {lower:g} above its upper bound {upper:g}")
+    column = Column(**values)
+    KINDS[kind].check_saved(column)
+    return column
 
 
 def _infer_column(name: str, series, kind: str | None, max_categories: int, bounds: str) -> Column:

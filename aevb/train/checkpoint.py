@@ -26,9 +26,11 @@ from ..config import TrainingConfig
 from ..data.chunks import CHUNK_ROWS
 from ..errors import AevbError, first_line
 from ..store.atomic import remove_stale_temporaries, replace_atomically
+from ..store.fields import DamagedField, parse_json, text
 from ..store.persistence import CONFIG_FILE, WEIGHTS_FILE, check_format
 from ..store.run_folder import check_regular_files
 from ..version import __version__
+from .checkpoint_fields import RunLayout, check_checkpoint
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 FORMAT = "aevb-checkpoint"
@@ -174,11 +176,16 @@ class Checkpoints:
         self.last_saved = time.monotonic()
 
     def restore(
-        self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator
+        self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator, layout: RunLayout
     ) -> TrainingState:
         """Load the checkpoint read at construction into the model, optimizer and
-        generators; return the loop's state."""
+        generators, once every field has been checked against them and the run's
+        ``layout``; return the loop's state."""
         meta, tensors = self.resumed
+        try:
+            check_checkpoint(meta, tensors, model, optimizer, generator, layout)
+        except DamagedField as error:
+            raise AevbError(f"the checkpoint {self.path} is damaged: {error}") from None
         part = lambda prefix: {n[len(prefix):]: t for n, t in tensors.items() if n.startswith(prefix)}  # noqa: E731
         try:
             _unflatten_optimizer(optimizer, part("optimizer/"), meta["optimizer"])
@@ -208,12 +215,17 @@ def read(folder: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
         blob = path.read_bytes()
         tensors = load_tensors(blob)
         header = json.loads(blob[8 : 8 + int.from_bytes(blob[:8], "little")])
-        meta = json.loads((header.get("__metadata__") or {}).get("aevb", "null"))
+        metadata = (header.get("__metadata__") or {}).get("aevb", "null")
     except (SafetensorError, OSError, ValueError, UnicodeDecodeError, AttributeError) as error:
         raise AevbError(f"cannot read the checkpoint {path} ({first_line(error)})") from None
-    check_format(_migrated(meta), FORMAT, FORMAT_VERSION, path)
-    if not isinstance(meta.get("config"), dict):
-        raise AevbError(f"the checkpoint {path} is damaged or incomplete (no configuration)")
+    try:
+        meta = parse_json(text(metadata, "its metadata"))
+        check_format(_migrated(meta), FORMAT, FORMAT_VERSION, path)
+        if not isinstance(meta.get("config"), dict):
+            raise DamagedField("it holds no configuration")
+        text(meta.get("data_fingerprint"), "data_fingerprint")
+    except DamagedField as error:
+        raise AevbError(f"the checkpoint {path} is damaged: {error}") from None
     return meta, tensors
 
 
@@ -235,10 +247,12 @@ def unfinished_run(folder: str | Path) -> bool:
     path, model, config = folder / CHECKPOINT_FILE, folder / WEIGHTS_FILE, folder / CONFIG_FILE
     if not path.is_file():
         return False
+    if not config.is_file():
+        return True  # no model saved beside it (a FIFO there would block the read forever)
     try:
-        stopped = json.loads(config.read_text()).get("training", {}).get("stopped_because")
+        stopped = parse_json(config.read_bytes()).get("training", {}).get("stopped_because")
         return stopped == "interrupted" or path.stat().st_mtime > model.stat().st_mtime
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError):  # DamagedField is a ValueError
         return True
 
 

@@ -30,6 +30,7 @@ from ..scale.devices import autocast
 from ..scale.distributed import SINGLE, Group
 from ..store.run_folder import no_follow
 from .checkpoint import Checkpoints, TrainingState
+from .checkpoint_fields import RunLayout
 from .signals import Caught, deferred_signals
 from .threads import StepThreads
 
@@ -119,6 +120,11 @@ def _next_rows(train_x: torch.Tensor | ChunkedRows, state: TrainingState, batch_
     if isinstance(train_x, ChunkedRows):
         return train_x.batch(state.order, state.epoch, state.position, batch_size)
     return train_x[state.order[state.position : state.position + batch_size]]
+
+
+def _order_length(train_x: torch.Tensor | ChunkedRows) -> int:
+    """How many items an epoch's order permutes: the rows, or the chunks of chunked rows."""
+    return train_x.n_chunks if isinstance(train_x, ChunkedRows) else len(train_x)
 
 
 def _stop_reason(state: TrainingState, config: TrainingConfig, family: Family) -> str | None:
@@ -269,7 +275,11 @@ def train(
     optimizer = make_optimizer(model, config)
     state = TrainingState(best_state=copy.deepcopy(model.state_dict()))
     if checkpoints is not None and checkpoints.resumed is not None:
-        state = checkpoints.restore(model, optimizer, generator)
+        layout = RunLayout(
+            rows=len(train_x), order_length=_order_length(train_x),
+            metric_names=tuple(family.metric_names), metric_fields=tuple(metric_fields(family)),
+        )
+        state = checkpoints.restore(model, optimizer, generator, layout)
     step = group.data_parallel(TrainingLoss(family, model, config))
     log_det = pre.log_abs_det_jacobian()
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
@@ -315,8 +325,7 @@ def train(
                 save_checkpoint()  # also proves, before any work, that the run folder takes one
             while state.position > 0 or (stopped_because := _stop_reason(state, config, family)) is None:
                 if state.position == 0:
-                    count = train_x.n_chunks if isinstance(train_x, ChunkedRows) else len(train_x)
-                    state.order = torch.randperm(count, generator=generator)
+                    state.order = torch.randperm(_order_length(train_x), generator=generator)
                     state.sums = torch.zeros(len(family.metric_names), dtype=torch.float64)
                 model.train()
                 while state.position < len(train_x):
