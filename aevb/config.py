@@ -122,9 +122,10 @@ class TrainingConfig(Options):
     learning_rate: float = option(1e-3, "Adam step size.", POSITIVE, may_change_on_resume=True)
     weight_decay: float = option(0.0, "Adam's L2 penalty on weights.", AT_LEAST_ZERO)
     validation_fraction: float = option(0.1, "Share of rows held out for early stopping.", FRACTION)
-    patience: int = option(
-        30,
-        "Stop after this many epochs without a better validation bound (the model's: a VAE's ELBO, IWAE under --objective iwae).",
+    patience: int | None = option(
+        None,
+        "Stop after this many epochs without a better validation bound (the model's: a VAE's ELBO, "
+        "IWAE under --objective iwae); default: 30 epochs, or as many as make 1,000 steps when epochs are short.",
         POSITIVE_INT, may_change_on_resume=True,
     )
     max_time: float | None = option(

@@ -32,3 +32,22 @@ def test_fit_builds_saves_and_reloads_the_chosen_sizes_and_explicit_options_win(
     assert load(tmp_path / "m").model_.latent_dim == 3
     explicit = VAE(epochs=1, latent_dim=5, hidden=(8,)).fit(rows, progress=False)
     assert explicit.model_.latent_dim == 5 and explicit.automatic_options_ == {}
+
+
+def test_unset_patience_waits_for_1000_steps_on_small_data():
+    from aevb.config import VAEConfig
+    from aevb.train.loop import patience_epochs
+
+    config = VAEConfig(batch_size=100)
+    assert patience_epochs(config, 270) == 334  # 3 steps an epoch
+    assert patience_epochs(config, 100_000) == 30  # 1,000 steps an epoch: 30 epochs
+    assert patience_epochs(VAEConfig(batch_size=100, patience=5), 270) == 5  # an explicit value wins
+
+
+def test_early_stopping_counts_the_unset_patience_in_steps():
+    rows = np.random.default_rng(0).normal(size=(40, 2))
+    # 36 training rows in batches of 36: one step an epoch, so 1,000 epochs of patience.
+    model = VAE(epochs=60, batch_size=36, hidden=(4,), latent_dim=1, learning_rate=1e-9).fit(rows, progress=False)
+    assert model.stopped_because_ == "epochs"
+    assert VAE(epochs=60, batch_size=36, hidden=(4,), latent_dim=1, learning_rate=1e-9, patience=3).fit(
+        rows, progress=False).stopped_because_ == "early stopping"
