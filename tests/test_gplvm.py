@@ -91,6 +91,55 @@ def test_a_hole_drops_its_row_out_of_that_features_bound_exactly():
     torch.testing.assert_close(holed[[0, 2]], full[[0, 2]])
 
 
+def _holed(N: int, D: int):
+    """Rows (N, D) with holes in different rows of different features (several patterns)."""
+    x = torch.randn(N, D, dtype=D64)
+    observed = torch.ones_like(x)
+    observed[[0, 5], 0] = 0
+    observed[[2, 3, 9], 1] = 0
+    observed[[5], 2] = 0
+    return torch.where(observed.bool(), x, torch.full_like(x, 77.0)), observed
+
+
+@pytest.mark.parametrize("kernel", ["rbf", "matern52"])
+def test_with_holes_the_tight_bound_is_the_exact_gp_marginal_of_each_features_observed_rows(kernel):
+    N, D = 12, 4
+    decoder = _decoder(kernel, D, N)
+    z = torch.randn(N, 2, dtype=D64)
+    x, observed = _holed(N, D)
+    with torch.no_grad():
+        decoder.inducing.copy_(z)
+    per_feature = decoder.bound(x, observed, z, torch.zeros_like(z), jitter=1e-12).per_feature
+    K = decoder.kernel(z, z)
+    for d in range(D):
+        rows = observed[:, d].bool()
+        exact = MultivariateNormal(
+            torch.zeros(int(rows.sum()), dtype=D64), K[rows][:, rows] + decoder.noise[d] * torch.eye(int(rows.sum()), dtype=D64)
+        )
+        assert per_feature[d].item() == pytest.approx(exact.log_prob(x[rows, d]).item(), abs=1e-6)
+
+
+def test_with_holes_the_predictive_is_each_features_exact_gp_posterior():
+    """Z at the latents, q(z) collapsed: q(u) is the exact posterior, so the predictive at new
+    points is the exact GP's, conditioned on each feature's observed rows only."""
+    N, D = 10, 3
+    decoder = _decoder("rbf", D, N)
+    z, new = torch.randn(N, 2, dtype=D64), torch.randn(7, 2, dtype=D64)
+    x, observed = _holed(N, D)
+    with torch.no_grad():
+        decoder.inducing.copy_(z)
+        decoder.condition(decoder.bound(x, observed, z, torch.zeros_like(z)))
+        mean, variance = decoder.predictive(new)
+    for d in range(D):
+        rows = observed[:, d].bool()
+        K = decoder.kernel(z[rows], z[rows]) + decoder.noise[d] * torch.eye(int(rows.sum()), dtype=D64)
+        cross = decoder.kernel(new, z[rows])
+        exact_mean = cross @ torch.linalg.solve(K, x[rows, d])
+        exact_variance = decoder.kernel.diagonal(new) - (cross * torch.linalg.solve(K, cross.T).T).sum(-1)
+        torch.testing.assert_close(mean[:, d], exact_mean, rtol=0, atol=1e-5)
+        torch.testing.assert_close(variance[:, d], exact_variance + decoder.noise[d], rtol=0, atol=1e-5)
+
+
 def curve(n: int, rng) -> np.ndarray:
     """Rows near a closed 1-D curve in 5-D, noise sd 0.05."""
     t = rng.uniform(0, 2 * np.pi, n)
@@ -217,3 +266,25 @@ def test_command_line_fit_score_evaluate_sample_encode(tmp_path):
     assert call(["encode", run, tmp_path / "rows.npy", "--out", tmp_path / "z.npy"]) == 0
     assert np.load(tmp_path / "z.npy").shape == (40, 1)
     assert call(["fit", tmp_path / "rows.npy", "--model", "gplvm", "--out", run, "--kernel", "cubic"]) == 2
+
+
+def test_command_line_takes_nan_in_a_npy_file_as_holes(tmp_path):
+    from cli_helpers import call
+
+    rows = curve(30, np.random.default_rng(4))
+    rows[[2, 5], 1] = np.nan
+    rows[9, [0, 3]] = np.nan
+    np.save(tmp_path / "rows.npy", rows)
+    run = tmp_path / "gp"
+    small = ["--inducing", 8, "--epochs", 40, "--inference-steps", 30]  # free q(z), all rows at once
+    assert call(["fit", tmp_path / "rows.npy", "--model", "gplvm", "--latent-dim", 1, "--out", run, "-q", *small]) == 0
+    assert call(["score", run, tmp_path / "rows.npy", "--out", tmp_path / "s.csv", "--k", 10]) == 0
+    scores = np.genfromtxt(tmp_path / "s.csv", delimiter=",", names=True)["log_likelihood"]
+    model = load(run)
+    np.testing.assert_allclose(scores, model.score_samples(rows, k=10), atol=1e-6)
+    assert np.isfinite(scores).all()
+    python = GPLVM(latent_dim=1, inducing=8, epochs=40, inference_steps=30).fit(rows, progress=False)
+    np.testing.assert_allclose(python.score_samples(rows, k=10), scores, atol=1e-6)  # the same fit
+    rows[0, 0] = np.inf
+    np.save(tmp_path / "bad.npy", rows)
+    assert call(["score", run, tmp_path / "bad.npy", "--out", tmp_path / "b.csv"]) == 2

@@ -59,15 +59,16 @@ BUILTIN = {
 }
 
 
-def load(source: str | Path, key: str | None = None, memory_map: bool = False) -> Dataset:
+def load(source: str | Path, key: str | None = None, memory_map: bool = False, holes: bool = False) -> Dataset:
     """Read ``source``: a built-in name, a .npy/.npz/.csv file, a folder of images or a
     folder of .npy shards (2-D, same width and dtype; their rows in name order).
 
     ``memory_map=True`` leaves a float32 or float64 .npy (or folder of them) memory-mapped,
-    read-only (another dtype is read as one float64 copy): for training, which reads it in chunks."""
+    read-only (another dtype is read as one float64 copy): for training, which reads it in chunks.
+    ``holes=True`` lets NaN through, for a model that treats it as a missing value."""
     name = str(source)
     if name in BUILTIN:
-        return validated(BUILTIN[name](), name)
+        return validated(BUILTIN[name](), name, holes=holes)
     path = Path(source)
     if path.is_symlink() and not path.exists():
         check_regular_file(path)  # names the broken or looping link
@@ -77,8 +78,8 @@ def load(source: str | Path, key: str | None = None, memory_map: bool = False) -
     if path.is_dir():
         files = shard_files(path)
         if files is not None:
-            return validated(_load_shards(files, memory_map), name)
-        return validated(_load_image_folder(path), name)
+            return validated(_load_shards(files, memory_map), name, holes=holes)
+        return validated(_load_image_folder(path), name, holes=holes)
     check_regular_file(path)
     suffix = path.suffix.lower()
     readers = {".npy": lambda p: _load_npy(p, memory_map), ".npz": lambda p: _load_npz(p, key), ".csv": _load_csv}
@@ -86,7 +87,7 @@ def load(source: str | Path, key: str | None = None, memory_map: bool = False) -
         raise AevbError(
             f"unsupported file type {suffix or '(none)'} for {name}: use .npy, .npz, .csv or a folder of images"
         )
-    return validated(readers[suffix](path), name)
+    return validated(readers[suffix](path), name, holes=holes)
 
 
 def _from_array(array: np.ndarray, name: str) -> Dataset:
@@ -239,10 +240,11 @@ def row_names(source) -> tuple[str, ...] | None:
     return tuple(p.name for p in image_files(path))
 
 
-def validated(data: Dataset, name: str, first_row: int = 0) -> Dataset:
-    """Check that the rows are non-empty and finite; return them as float64 (a float32
-    memory map is returned as it is). Rows are named counting from ``first_row`` (the
-    index in its file of a chunk's first row)."""
+def validated(data: Dataset, name: str, first_row: int = 0, holes: bool = False) -> Dataset:
+    """Check that the rows are non-empty and finite (or NaN, a hole, with ``holes``); return
+    them as float64 (a float32 memory map is returned as it is). Rows are named counting from
+    ``first_row`` (the index in its file of a chunk's first row)."""
+    bad_values = np.isinf if holes else (lambda part: ~np.isfinite(part))
     values = data.values
     if values.size == 0:
         raise AevbError(f"{name} holds no data (shape {values.shape})")
@@ -251,7 +253,7 @@ def validated(data: Dataset, name: str, first_row: int = 0) -> Dataset:
         # float64, exactly), and is checked a chunk at a time: nothing grows with the rows.
         bad_count, first = 0, None
         for start in range(0, len(values), CHUNK_ROWS):
-            bad = ~np.isfinite(values[start : start + CHUNK_ROWS])
+            bad = bad_values(values[start : start + CHUNK_ROWS])
             if bad.any():
                 bad_count += int(bad.sum())
                 if first is None:
@@ -259,7 +261,7 @@ def validated(data: Dataset, name: str, first_row: int = 0) -> Dataset:
                     first = (start + row, column)
     else:
         values = np.asarray(values).astype(np.float64, copy=not is_lazy(values))
-        bad = ~np.isfinite(values)
+        bad = bad_values(values)
         bad_count = int(bad.sum())
         first = tuple(np.argwhere(bad)[0]) if bad_count else None
     if bad_count:

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from ..core.noise import seeded_draws
-from ..data.loaders import Dataset
+from ..data.loaders import Dataset, validated
+from ..data.loaders import load as load_data
 from ..data.preprocess import Preprocessor
 from ..errors import AevbError
 from ..estimator import EVAL_ROWS, LatentModelEstimator, Proposal, _check_estimate
@@ -114,6 +115,16 @@ class GPLVM(LatentModelEstimator):
             raise AevbError(f"the data has {values.shape[1]} columns but the model was trained on {self.n_features_in_}")
         return torch.as_tensor(values, dtype=self.dtype)
 
+    @staticmethod
+    def read_data(source, key: str | None = None, memory_map: bool = False):
+        """The rows of a file or built-in dataset; NaN marks a hole (``aevb fit/score --model gplvm``)."""
+        return load_data(source, key, memory_map=memory_map, holes=True)
+
+    def checked_rows(self, values: np.ndarray, name: str, first_row: int = 0) -> torch.Tensor:
+        """A chunk of raw rows (``aevb score``, ``evaluate``) as the model's tensor, holes as NaN."""
+        self._check_fitted()
+        return self._rows(validated(Dataset(np.asarray(values)), name, first_row=first_row, holes=True))
+
     def _model_rows(self, X, seed: int) -> torch.Tensor:
         x = self._rows(X)
         with seeded_draws(seed) as generator:
@@ -127,7 +138,10 @@ class GPLVM(LatentModelEstimator):
             x0, observed = holes(y)
             c = self.config
             parts = [
-                fit_posteriors(self.model_, x0[s : s + EVAL_ROWS], observed[s : s + EVAL_ROWS], c.inference_steps, c.inference_draws, c.seed)
+                fit_posteriors(
+                    self.model_, x0[s : s + EVAL_ROWS], observed[s : s + EVAL_ROWS], c.inference_steps, c.inference_draws, c.seed,
+                    threads=c.threads,
+                )
                 for s in range(0, len(y), EVAL_ROWS)
             ]
             cache.clear()  # one set of rows at a time: score, then evaluate, of the same rows
@@ -141,7 +155,7 @@ class GPLVM(LatentModelEstimator):
         y = self._model_rows(X, seed)
         q = self._posterior(y) if proposal == "posterior" else self.model_.prior((len(y),))
         x0, observed = holes(y)
-        return importance_weighted(self.model_, x0, observed, q, k, seed)
+        return importance_weighted(self.model_, x0, observed, q, k, seed, threads=self.config.threads)
 
     def _log_det(self, X) -> np.ndarray:
         """Per-row log |dy/dx| over the observed features: -sum_d observed_d log scale_d."""

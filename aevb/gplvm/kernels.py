@@ -89,7 +89,10 @@ class ARDKernel(Kernel):
         return _positive(self.raw_lengthscale)
 
     def squared_distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return (((a[..., :, None, :] - b) / self.lengthscale) ** 2).sum(-1)
+        """|a/l|^2 + |b/l|^2 - 2 (a/l).(b/l), one matrix product: no (..., P, M, Q) temporary
+        (whose reduction over a short last axis dominated scoring); clamped at 0 against rounding."""
+        a, b = a / self.lengthscale, b / self.lengthscale
+        return ((a**2).sum(-1)[..., :, None] + (b**2).sum(-1) - 2 * a @ b.T).clamp_min(0.0)
 
     def diagonal(self, a: torch.Tensor) -> torch.Tensor:
         return self.variance.expand(a.shape[:-1])

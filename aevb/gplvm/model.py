@@ -11,7 +11,7 @@ from torch.distributions import Independent, Normal
 from torch.nn.functional import softplus
 
 from ..core.nets import mlp
-from .bound import Collapsed, collapsed_bound, predictive_moments
+from .bound import Collapsed, collapsed_bound, predictive_moments, predictive_weights
 from .kernels import KERNELS
 
 # Added to Kmm's diagonal, relative to the kernel's scale, so that its Cholesky factor exists.
@@ -64,16 +64,15 @@ class SparseGPDecoder(nn.Module):
         self.mean_weights.copy_(collapsed.mean_weights)
 
     def predictive(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and variance of x | z, each (..., D), for z (..., Q)."""
+        """Mean and variance of x | z, each (..., D), for z (..., Q); gradients reach z and the
+        noise, not the kernel or q(u) (the predictive is of a fitted GP)."""
         flat = z.reshape(-1, self.latent_dim)
-        L = torch.linalg.cholesky(self.kmm())
+        weights = predictive_weights(torch.linalg.cholesky(self.kmm()), self.chol_b, self.mean_weights, self.noise)
         step = max(1, PREDICTIVE_FLOATS // (self.n_features * len(self.inducing)))
         means, variances = [], []
         for start in range(0, len(flat), step):
             part = flat[start : start + step]
-            m, v = predictive_moments(
-                self.kernel.diagonal(part), self.kernel(part, self.inducing), L, self.chol_b, self.mean_weights
-            )
+            m, v = predictive_moments(self.kernel.diagonal(part), self.kernel(part, self.inducing), weights)
             means.append(m)
             variances.append(v + self.noise)
         shape = (*z.shape[:-1], self.n_features)
