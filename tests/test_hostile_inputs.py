@@ -32,6 +32,7 @@ def small_run(tmp_path_factory):
         (["--mc-samples", 10**9], "--mc-samples"),
         (["--prior", "mog", "--prior-components", 10**9], "--prior-components"),
         (["--objective", "iwae", "--k", 10**9], "--k"),
+        (["--latent-layers", 10**18], "--latent-layers"),
     ],
 )
 def test_sizes_that_cannot_fit_are_refused_naming_the_option(tmp_path, capsys, options, named, monkeypatch):
@@ -115,6 +116,21 @@ def test_damaged_config_fields_are_named(small_run, tmp_path, field, value):
     folder = _damaged_copy(small_run, tmp_path, lambda c: c.__setitem__(field, value))
     with pytest.raises(aevb.AevbError, match=field):
         aevb.load(folder)
+
+
+def test_a_saved_config_asking_for_endless_layers_is_refused_before_building(small_run, tmp_path):
+    folder = _damaged_copy(small_run, tmp_path, lambda c: c["model"].__setitem__("latent_layers", 10**18))
+    with pytest.raises(aevb.AevbError, match="would need about"):
+        aevb.load(folder)
+
+
+def test_the_estimate_counts_the_layers_of_a_hierarchy():
+    config = VAEConfig(latent_dim=4, hidden=(32, 32), latent_layers=3)
+    model = aevb.VAE(**config.to_dict())._make_model(20, aevb.data.preprocess.Preprocessor.fit(
+        np.random.default_rng(0).normal(size=(10, 20)), "gaussian"))
+    weights = sum(p.numel() for p in model.parameters())
+    estimated_weights = (memory.training_bytes(config, 20) / memory.BYTES) / memory.COPIES
+    assert weights / 2 < estimated_weights < 4 * weights
 
 
 def test_non_finite_weights_are_refused(small_run, tmp_path):

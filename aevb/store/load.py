@@ -51,6 +51,8 @@ def load(folder: str | Path):
             raise DamagedField(f"n_features {n_features} differs from the preprocessor's {pre.n_features} columns")
         if config["likelihood"] != pre.likelihood:
             raise DamagedField(f"likelihood {config['likelihood']!r} differs from the preprocessor's {pre.likelihood!r}")
+        # Sizes beyond this machine's memory (1e18 layers) would take forever even to build.
+        estimator._check_fits(estimator.config, n_features)
         # Shapes first, on the meta device: a damaged config cannot make us allocate a huge model.
         with torch.device("meta"):
             expected = estimator._make_model(n_features, pre, image_shape).state_dict()

@@ -24,7 +24,7 @@ from .sizes import automatic
 BYTES = 4
 COPIES = 5  # weight, gradient, two Adam moments, best weights
 # The options an oversized request comes from, and what each is called on the command line.
-SIZE_OPTIONS = ("latent_dim", "hidden", "flow_layers", "prior_components", "mc_samples", "k", "batch_size")
+SIZE_OPTIONS = ("latent_dim", "hidden", "latent_layers", "flow_layers", "prior_components", "mc_samples", "k", "batch_size")
 
 
 def _mlp(widths: list[int]) -> int:
@@ -39,6 +39,11 @@ def training_bytes(config: VAEConfig, n_features: int) -> int:
         weights += _mlp([hidden[-1], L * (L + 1) // 2])
     if config.posterior == "iaf":
         weights += 2 * config.flow_layers * _mlp([L, hidden[0], 2 * L])  # weights and masks
+    if config.latent_layers > 1:  # per extra layer: an up and a down block, two heads (aevb.images.hierarchy)
+        width = hidden[-1]
+        weights += (config.latent_layers - 1) * (
+            _mlp([width, width]) + _mlp([2 * width, 2 * L]) + _mlp([L, width]) + _mlp([width, 2 * L])
+        )
     components = config.prior_components if config.prior in ("mog", "vamp") else 0
     weights += components * (D if config.prior == "vamp" else 2 * L)
     draws = config.mc_samples * (config.k if config.objective == "iwae" else 1)
