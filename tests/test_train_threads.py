@@ -25,16 +25,16 @@ def run_steps(chooser: StepThreads, seconds_at: dict[int, float], n: int, clock:
 
 
 def fake_clock(monkeypatch, load: list[float] | None = None) -> list[float]:
-    """A clock the test advances, and a load average it sets (``load[0]``)."""
+    """A clock the test advances, and the threads busy elsewhere it sets (``load[0]``)."""
     clock, load = [0.0], load if load is not None else [0.0]
-    monkeypatch.setattr(step_threads.os, "getloadavg", lambda: (load[0], load[0], load[0]))
+    monkeypatch.setattr(step_threads, "busy_elsewhere", lambda: load[0])
     monkeypatch.setattr(step_threads.time, "perf_counter", lambda: clock[0])
     monkeypatch.setattr(step_threads.time, "monotonic", lambda: clock[0])
     return clock
 
 
 def test_the_faster_count_wins_and_a_slowdown_drops_to_one_thread(monkeypatch):
-    load = [0.5]
+    load = [0.0]
     clock = fake_clock(monkeypatch, load)
     before = torch.get_num_threads()
     model = build_vae(VAEConfig(hidden=(256, 256), latent_dim=16), 64, "gaussian")  # 128 x 256 x 256 multiply-adds: worth timing
@@ -45,11 +45,11 @@ def test_the_faster_count_wins_and_a_slowdown_drops_to_one_thread(monkeypatch):
         used = run_steps(chooser, quiet, 200, clock)
         assert used[-1] == 2 and used[100:].count(2) == 100
         busy = {1: 0.005, 2: 0.030}  # another process took a core: two threads spin
-        load[0] = 2.0
+        load[0] = 1.0
         later = run_steps(chooser, busy, 2000, clock)
         assert later[-1] == 1
         assert later.count(2) <= 10  # dropped at once, and no probing while the machine is busy
-        load[0] = 0.5  # quiet again: asked again after REPROBE_SECONDS
+        load[0] = 0.0  # quiet again: asked again after REPROBE_SECONDS
         again = run_steps(chooser, quiet, int(step_threads.REPROBE_SECONDS / 0.004) + 100, clock)
         assert again[-1] == 2
     finally:
@@ -57,7 +57,7 @@ def test_the_faster_count_wins_and_a_slowdown_drops_to_one_thread(monkeypatch):
 
 
 def test_a_busy_machine_is_never_probed(monkeypatch):
-    clock = fake_clock(monkeypatch, [1.8])
+    clock = fake_clock(monkeypatch, [1.0])
     chooser = StepThreads(build_vae(VAEConfig(hidden=(256, 256), latent_dim=16), 64, "gaussian"), 128, available=2)
     before = torch.get_num_threads()
     try:

@@ -6,7 +6,7 @@ spin at every tiny parallel region made the same step 5-8x slower (a loaded
 2-core run once took 24x longer), and even a few probing steps on all cores
 cost more than they can win back. So by default:
 
-- while the machine's load average leaves a core free, the loop times a few
+- while no other thread wants a second core (``busy_elsewhere``), the loop times a few
   steps on one thread and a few on all, and keeps the faster;
 - it asks again every ``REPROBE_SECONDS``; when steps on all cores become
   ``SLOWDOWN`` times slower than they were, it drops to one thread at once;
@@ -43,12 +43,37 @@ def largest_matmul(model: torch.nn.Module, batch_size: int) -> int:
     return batch_size * largest
 
 
-def cores_free(available: int) -> bool:
-    """Does the load average (this process's own thread included) leave a core idle?"""
+def busy_elsewhere() -> float:
+    """How many threads of other processes want a core now: the running count of
+    /proc/loadavg less this process's running threads (torch's idle workers spin for a
+    while after a parallel region, so they count as running); else the 1-minute load
+    average less one (it lags by a minute and counts this process's own recent work)."""
     try:
-        return os.getloadavg()[0] < available - 0.5
-    except (OSError, AttributeError):  # no load average here (Windows): do not probe
-        return False
+        with open("/proc/loadavg") as handle:
+            running = int(handle.read().split()[3].split("/")[0])
+        return running - _own_running_threads()
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.getloadavg()[0] - 1
+    except (OSError, AttributeError):  # no load figures here: assume busy, do not probe
+        return float("inf")
+
+
+def _own_running_threads() -> int:
+    own = 0
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/stat") as handle:
+                own += handle.read().rsplit(")", 1)[1].split()[0] == "R"
+        except (OSError, IndexError):
+            continue  # a thread that ended meanwhile
+    return max(own, 1)
+
+
+def cores_free(available: int) -> bool:
+    """Is a core idle beside this thread?"""
+    return busy_elsewhere() < available - 1
 
 
 class StepThreads:
