@@ -5,10 +5,9 @@ from __future__ import annotations
 import torch
 
 from ..core.family import DataDescription, Progress
-from ..train.threads import StepThreads
+from ..train.threads import StepThreads, kept_threads
 from .config import GPLVMConfig
 from .family import GPLVMFamily, initial_latents
-from .heldout import kept_threads
 from .model import SparseGPDecoder
 
 # Steps over which the bound must gain ``tol`` per row and feature to go on.

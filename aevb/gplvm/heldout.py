@@ -18,26 +18,13 @@ whose expectation rises with K towards log p(x*) and is at least the ELBO.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch.distributions import Independent, Normal, kl_divergence
 
-from ..train.threads import StepThreads
+from ..train.threads import StepThreads, kept_threads
 from .model import SparseGPDecoder
-
-
-@contextmanager
-def kept_threads(count: int | None = None):
-    """Run the block on ``count`` intra-op threads (None: as it is); torch's count is restored after."""
-    before = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield before
-    finally:
-        torch.set_num_threads(before)
 
 
 def holes(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from contextlib import contextmanager
 
 import torch
 
@@ -74,6 +75,18 @@ def _own_running_threads() -> int:
 def cores_free(available: int) -> bool:
     """Is a core idle beside this thread?"""
     return busy_elsewhere() < available - 1
+
+
+@contextmanager
+def kept_threads(count: int | None = None):
+    """Run the block on ``count`` intra-op threads (None: as it is); torch's count is restored after."""
+    before = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield before
+    finally:
+        torch.set_num_threads(before)
 
 
 class StepThreads:
