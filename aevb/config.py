@@ -117,7 +117,11 @@ class TrainingConfig(Options):
     """How any family is trained by the generic loop (:mod:`aevb.train.loop`): the fields every
     family's options dataclass inherits, whatever the model."""
 
-    epochs: int = option(500, "Maximum number of passes over the data.", POSITIVE_INT, may_change_on_resume=True)
+    epochs: int | None = option(
+        None,
+        "Maximum number of passes over the data (default: 500, or as many as make 20,000 steps when epochs are short).",
+        POSITIVE_INT, may_change_on_resume=True,
+    )
     batch_size: int = option(128, "Rows per gradient step.", POSITIVE_INT)
     learning_rate: float = option(1e-3, "Adam step size.", POSITIVE, may_change_on_resume=True)
     weight_decay: float = option(0.0, "Adam's L2 penalty on weights.", AT_LEAST_ZERO)

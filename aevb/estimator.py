@@ -37,7 +37,7 @@ from .scale import chunked, devices, distributed, streaming
 from .sklearn_api import SklearnEstimator, fitting
 from .store.persistence import save as save_model
 from .train.checkpoint import Checkpoints, fingerprint
-from .train.loop import TrainingResult, train, validation_bound
+from .train.loop import TrainingResult, epoch_limit, train, validation_bound
 from .vae.memory import check_request
 from .vae.statistics import LOG_DENSITIES, row_statistics
 
@@ -281,14 +281,15 @@ class Estimator(SklearnEstimator):
             module = built[-1].to(self.dtype)
             step = forecast.timed(lambda: probe.loss(module, pre.to_model(rows).to(self.dtype), Progress(1, 0))[0].sum().backward())
         ratio = max(value / PROBE_SIZE for value in large.values())
-        steps = -(-n_train // config.batch_size) * config.epochs
+        epochs = epoch_limit(config, n_train)
+        steps = -(-n_train // config.batch_size) * epochs
         seconds = ratio * (build + steps * step)
         if config.max_time is not None:
             seconds = min(seconds, config.max_time)
         options = ", ".join(f"--{name.replace('_', '-')} {value}" for name, value in large.items())
         forecast.warn_if_long(
             seconds, "training",
-            f"at most {config.epochs} epochs of {steps // config.epochs} steps; with {PROBE_SIZE} in place of "
+            f"at most {epochs} epochs of {steps // epochs} steps; with {PROBE_SIZE} in place of "
             f"{options}, building took {build:.3g} s and a step {step:.3g} s", f"lower {options}",
         )
 

@@ -132,6 +132,14 @@ def _order_length(train_x: torch.Tensor | ChunkedRows) -> int:
 # makes its bound noisy, so 30 epochs stopped runs long before they were done (300 rows:
 # 1.03 nats/row held out, 0.40 when allowed 1,000 steps; benchmarks/defaults_ab.py).
 PATIENCE_EPOCHS, PATIENCE_STEPS = 30, 1000
+# Training stops after EPOCH_CAP epochs or EPOCH_CAP_STEPS steps, whichever is more (when
+# --epochs is unset): on a few hundred rows 500 epochs are 1,500 steps, and such runs were
+# cut while the held-out bound still improved (benchmarks/defaults_ab.py).
+EPOCH_CAP, EPOCH_CAP_STEPS = 500, 20_000
+
+
+def _steps_per_epoch(config: TrainingConfig, n_train: int) -> int:
+    return max(1, math.ceil(n_train / config.batch_size))
 
 
 def patience_epochs(config: TrainingConfig, n_train: int) -> int:
@@ -139,17 +147,24 @@ def patience_epochs(config: TrainingConfig, n_train: int) -> int:
     or when unset, 30 epochs or as many as make 1,000 steps, whichever is more."""
     if config.patience is not None:
         return config.patience
-    steps_per_epoch = max(1, math.ceil(n_train / config.batch_size))
-    return max(PATIENCE_EPOCHS, math.ceil(PATIENCE_STEPS / steps_per_epoch))
+    return max(PATIENCE_EPOCHS, math.ceil(PATIENCE_STEPS / _steps_per_epoch(config, n_train)))
 
 
-def _stop_reason(state: TrainingState, config: TrainingConfig, family: Family, patience: int) -> str | None:
+def epoch_limit(config: TrainingConfig, n_train: int) -> int:
+    """The most epochs training runs: ``config.epochs``, or when unset, 500 epochs or as many
+    as make 20,000 steps, whichever is more."""
+    if config.epochs is not None:
+        return config.epochs
+    return max(EPOCH_CAP, math.ceil(EPOCH_CAP_STEPS / _steps_per_epoch(config, n_train)))
+
+
+def _stop_reason(state: TrainingState, config: TrainingConfig, family: Family, patience: int, epochs: int) -> str | None:
     """Why training should not start another epoch, if it should not."""
     if state.epoch > 0 and state.epoch - max(state.best_epoch, family.warmup_epochs) >= patience:
         return "early stopping"
     if state.epoch > 0 and config.max_time is not None and state.seconds >= config.max_time:
         return "max_time"
-    if state.epoch >= config.epochs:
+    if state.epoch >= epochs:
         return "epochs"
     return None
 
@@ -333,14 +348,14 @@ def train(
     metrics_file, writer = _open_metrics(metrics_path, state.history, metric_fields(family))
     threads = torch.get_num_threads()
     step_threads = StepThreads(model, config.batch_size, threads, config.threads)
-    patience = patience_epochs(config, len(train_x))
-    bar = tqdm(total=config.epochs, initial=state.epoch, desc="training", unit="epoch", disable=not show)
+    patience, epochs = patience_epochs(config, len(train_x)), epoch_limit(config, len(train_x))
+    bar = tqdm(total=epochs, initial=state.epoch, desc="training", unit="epoch", disable=not show)
     signals = deferred_signals() if checkpoints is not None else contextlib.nullcontext(Caught())
     try:
         with signals as caught:
             if checkpoints is not None:
                 save_checkpoint()  # also proves, before any work, that the run folder takes one
-            while state.position > 0 or (stopped_because := _stop_reason(state, config, family, patience)) is None:
+            while state.position > 0 or (stopped_because := _stop_reason(state, config, family, patience, epochs)) is None:
                 if state.position == 0:
                     state.order = torch.randperm(_order_length(train_x), generator=generator)
                     state.sums = torch.zeros(len(family.metric_names), dtype=torch.float64)
