@@ -55,30 +55,37 @@ def _parse_names(text: str) -> tuple[str, ...]:
 
 
 def config_options(command):
-    """Add one --option per field of the option dataclasses; unset options keep their defaults."""
-    seen: dict[str, str] = {}
+    """Add one --option per field of the option dataclasses; unset options keep their defaults.
+    A field that several classes declare is one option, with the first class's type and help;
+    a choice (``Literal``) takes every class's choices, and a class that adds choices adds its
+    help (each class checks its own choices when it is built)."""
+    declared: dict[str, list] = {}
     for options_class in OPTION_CLASSES:
         hints = typing.get_type_hints(options_class)
         for field in dataclasses.fields(options_class):
-            if field.name in seen:
-                continue
             kind = hints[field.name]
             if type(None) in typing.get_args(kind):  # X | None: unset unless given
                 kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
-            if typing.get_origin(kind) is typing.Literal:
-                click_type = click.Choice(typing.get_args(kind))
-            elif typing.get_origin(kind) is tuple:
-                click_type = str
-            elif int in typing.get_args(kind) or kind is int:
-                click_type = int
-            else:
-                click_type = float
-            default = ",".join(map(str, field.default)) if isinstance(field.default, tuple) else field.default
-            check = field.metadata.get("check")
-            seen[field.name] = f"{field.metadata['help']} [default: {default}{'; ' + check.wanted if check else ''}]"
-            command = click.option(
-                "--" + field.name.replace("_", "-"), field.name, type=click_type, default=None, help=seen[field.name]
-            )(command)
+            declared.setdefault(field.name, []).append((field, kind))
+    for name, [(field, kind), *later] in declared.items():
+        helps = [field.metadata["help"]]
+        if typing.get_origin(kind) is typing.Literal:
+            choices = list(typing.get_args(kind))
+            for other, other_kind in later:
+                added = [c for c in typing.get_args(other_kind) if c not in choices]
+                choices += added
+                helps += [other.metadata["help"]] if added else []
+            click_type = click.Choice(choices)
+        elif typing.get_origin(kind) is tuple:
+            click_type = str
+        elif int in typing.get_args(kind) or kind is int:
+            click_type = int
+        else:
+            click_type = float
+        default = ",".join(map(str, field.default)) if isinstance(field.default, tuple) else field.default
+        check = field.metadata.get("check")
+        text = f"{' '.join(helps)} [default: {default}{'; ' + check.wanted if check else ''}]"
+        command = click.option("--" + name.replace("_", "-"), name, type=click_type, default=None, help=text)(command)
     return command
 
 

@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..config import POSITIVE_INT, TrainingConfig
 from ..errors import AevbError
 from .schedule import GAMMA_MAX, GAMMA_MIN
+
+# The epsilon network: a U-Net over the image (images only), an MLP over the flat row, or auto.
+EpsilonNet = Literal["auto", "mlp", "unet"]
+# auto picks the U-Net for images whose smaller side has at least this many pixels.
+UNET_MIN_SIDE = 16
 
 
 @dataclass
@@ -24,6 +30,13 @@ class DiffusionConfig(TrainingConfig):
     hidden: tuple[int, ...] = field(
         default=(256, 256, 256), metadata={"help": "Hidden layer widths of the epsilon network (an MLP)."}
     )
+    net: EpsilonNet = field(
+        default="auto",
+        metadata={"help": f"Diffusion: the epsilon network: unet (residual convolutions over the image at two or "
+                  f"three resolutions; images only), mlp (over the flat row), or auto (unet for images of "
+                  f"{UNET_MIN_SIDE}x{UNET_MIN_SIDE} pixels or more, mlp otherwise)."},
+    )
+    conv_width: int = field(default=32, metadata={"help": "Channels of the conv networks' layers."})
     fourier_octaves: int = field(
         default=2,
         metadata={"help": "Diffusion, level data: Fourier features of z at periods of 1, 2, 4, ... level spacings "
@@ -45,7 +58,7 @@ class DiffusionConfig(TrainingConfig):
         self.hidden = tuple(self.hidden)
         if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in self.hidden):
             raise AevbError(f"hidden must be one or more positive integers, got {self.hidden!r}")
-        for name in ("t_samples", "sample_steps"):
+        for name in ("t_samples", "sample_steps", "conv_width"):
             POSITIVE_INT.check(name, getattr(self, name))
         if isinstance(self.fourier_octaves, bool) or not isinstance(self.fourier_octaves, int) or self.fourier_octaves < 0:
             raise AevbError(f"fourier_octaves must be an integer >= 0, got {self.fourier_octaves!r}")

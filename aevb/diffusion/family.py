@@ -17,12 +17,13 @@ from .bound import (
     prior_loss,
     reconstruction_loss,
 )
-from .config import DiffusionConfig
+from .config import UNET_MIN_SIDE, DiffusionConfig
 from .decoder import MAX_DISCRETE_LEVELS, DiscreteDecoder, GaussianDecoder
 from .model import DiffusionModel
 from .network import EpsilonMLP, IndependentLevels
 from .sampler import sample
 from .schedule import GAMMA_MIN, MonotoneSchedule
+from .unet import EpsilonUNet
 
 
 def level_grid(pre: Preprocessor) -> tuple[torch.Tensor, torch.Tensor, int] | None:
@@ -35,6 +36,16 @@ def level_grid(pre: Preprocessor) -> tuple[torch.Tensor, torch.Tensor, int] | No
     if pre.kind == "levels" and pre.n_levels <= MAX_DISCRETE_LEVELS:
         return (0.5 - shift) / scale, 1 / scale, pre.n_levels  # the centre of each level's unit cell
     return None
+
+
+def resolved_net(config: DiffusionConfig, image_shape: tuple[int, ...] | None) -> str:
+    """"unet" or "mlp": what ``config.net`` means for data of this image shape (None: plain rows)."""
+    if config.net == "unet" and not image_shape:
+        raise AevbError("--net unet needs images (a folder of images, an (N, H, W[, C]) array or digits); "
+                        "use --net mlp for rows")
+    if config.net == "auto":
+        return "unet" if image_shape and min(image_shape[:2]) >= UNET_MIN_SIDE else "mlp"
+    return config.net
 
 
 class DiffusionFamily(Family):
@@ -72,7 +83,10 @@ class DiffusionFamily(Family):
         if not gamma_0 < config.gamma_max:
             raise AevbError(f"gamma_max ({config.gamma_max}) must exceed gamma(0) at the start ({gamma_0:.2f})")
         schedule = MonotoneSchedule(gamma_0, config.gamma_max)
-        denoiser = EpsilonMLP(data.n_features, config.hidden, spacing, octaves, base=base)
+        if resolved_net(config, data.image_shape) == "unet":
+            denoiser = EpsilonUNet(data.image_shape, config.conv_width, spacing, octaves, base=base)
+        else:
+            denoiser = EpsilonMLP(data.n_features, config.hidden, spacing, octaves, base=base)
         # The N(0, I) control variate pays only where the base denoiser is the N(0, I) one.
         return DiffusionModel(schedule, denoiser, decoder, data.n_features, control_variate=base is None)
 

@@ -24,6 +24,11 @@ def sinusoidal_embedding(position: torch.Tensor, size: int) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
+def noise_level_embedding(gamma: torch.Tensor, size: int) -> torch.Tensor:
+    """:func:`sinusoidal_embedding` of gamma (B,) rescaled to ~[0, 1] for the usual end points, (B, size)."""
+    return sinusoidal_embedding((gamma - GAMMA_MIN) / (GAMMA_MAX - GAMMA_MIN), size)
+
+
 class FourierFeatures(nn.Module):
     """sin and cos of 2 pi 2^k z_j / spacing_j for octaves k = 0, -1, ..., 1 - n: periods of one
     and more level spacings, the fine detail a smooth net would miss (VDM, appendix C)."""
@@ -95,8 +100,7 @@ class EpsilonMLP(nn.Module):
 
     def forward(self, z: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
         """z (B, D), gamma (B,) -> eps_hat (B, D)."""
-        level = (gamma - GAMMA_MIN) / (GAMMA_MAX - GAMMA_MIN)  # ~[0, 1] for the usual end points
-        parts = [z, sinusoidal_embedding(level, self.embedding)]
+        parts = [z, noise_level_embedding(gamma, self.embedding)]
         if self.fourier is not None:
             parts.append(self.fourier(z))
         return self.base(z, gamma) + self.out(self.body(torch.cat(parts, dim=-1)))
