@@ -14,8 +14,9 @@ from .schedule import GAMMA_MAX, GAMMA_MIN
 
 # The epsilon network: a U-Net over the image (images only), an MLP over the flat row, or auto.
 EpsilonNet = Literal["auto", "mlp", "unet"]
-# auto picks the U-Net for images whose smaller side has at least this many pixels.
-UNET_MIN_SIDE = 16
+# auto picks the U-Net for images whose smaller side has at least this many pixels: on 8x8
+# digits it beat the MLP by 0.24 bits/dim at the same 120 s budget (README, Diffusion models).
+UNET_MIN_SIDE = 8
 
 
 @dataclass
