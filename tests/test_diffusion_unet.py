@@ -120,6 +120,19 @@ def test_save_and_load_give_identical_scores(tmp_path):
                                   model.score_samples(data.values[:30], t_samples=3, seed=5))
 
 
+def test_a_model_saved_before_net_existed_loads_with_its_mlp(tmp_path):
+    digits = datasets.load("digits")
+    model = Diffusion(net="mlp", hidden=(16,), epochs=1).fit(type(digits)(digits.values[:100], digits.image_shape))
+    model.save(tmp_path / "model")
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    del config["model"]["net"], config["model"]["conv_width"]
+    (tmp_path / "model" / "config.json").write_text(json.dumps(config))
+    loaded = aevb.load(tmp_path / "model")  # auto would be the U-Net for these 8x8 images
+    assert loaded.config.net == "mlp" and isinstance(loaded.model_.denoiser, EpsilonMLP)
+    np.testing.assert_array_equal(loaded.score_samples(digits.values[:20], t_samples=2),
+                                  model.score_samples(digits.values[:20], t_samples=2))
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

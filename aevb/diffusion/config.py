@@ -54,6 +54,11 @@ class DiffusionConfig(TrainingConfig):
     )
     sample_steps: int = field(default=256, metadata={"help": "Diffusion: steps of ancestral sampling (aevb sample --steps overrides)."})
 
+    @classmethod
+    def from_dict(cls, values: dict) -> DiffusionConfig:
+        """The options of a config.json or checkpoint; one saved before ``net`` existed had the MLP."""
+        return super().from_dict({"net": "mlp", **values})
+
     def validate(self) -> None:
         super().validate()
         self.hidden = tuple(self.hidden)
