@@ -96,3 +96,7 @@ class Family(Protocol):
     def encode(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
         """Latent means (B, latent_dim), or None for a family without latents."""
         return None
+
+    def after_step(self, module: nn.Module) -> None:
+        """Called after each optimizer step that changed the weights (a running average of them
+        lives in the module's buffers, so checkpoints and the kept best state carry it)."""

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..config import POSITIVE_INT, TrainingConfig
+from ..config import POSITIVE, POSITIVE_INT, TrainingConfig, option
 from ..errors import AevbError
 from .schedule import GAMMA_MAX, GAMMA_MIN
 
@@ -25,9 +25,11 @@ class DiffusionConfig(TrainingConfig):
     (with longer training, more patience and gradient clipping by default: the bound's estimate
     is noisier than a VAE's ELBO)."""
 
-    epochs: int = field(default=2000, metadata={"help": "Maximum number of passes over the data."})
-    patience: int = field(default=50, metadata={"help": "Stop after this many epochs without a better validation bound."})
-    grad_clip: float | None = field(default=1.0, metadata={"help": "Rescale each gradient to at most this total norm."})
+    epochs: int = option(2000, "Maximum number of passes over the data.", POSITIVE_INT, may_change_on_resume=True)
+    patience: int = option(50, "Stop after this many epochs without a better validation bound.", POSITIVE_INT,
+                           may_change_on_resume=True)
+    grad_clip: float | None = option(1.0, "Rescale each gradient to at most this total norm.", POSITIVE,
+                                     may_change_on_resume=True)
     hidden: tuple[int, ...] = field(
         default=(256, 256, 256), metadata={"help": "Hidden layer widths of the epsilon network (an MLP)."}
     )
@@ -53,11 +55,17 @@ class DiffusionConfig(TrainingConfig):
         default=4, metadata={"help": "Diffusion: draws of t per row in the validation bound that early stopping watches."}
     )
     sample_steps: int = field(default=256, metadata={"help": "Diffusion: steps of ancestral sampling (aevb sample --steps overrides)."})
+    weight_average: float = field(
+        default=0.999,
+        metadata={"help": "Diffusion: decay of the running average of the network's weights that validation, "
+                  "scores and samples use (0: the last weights)."},
+    )
 
     @classmethod
     def from_dict(cls, values: dict) -> DiffusionConfig:
-        """The options of a config.json or checkpoint; one saved before ``net`` existed had the MLP."""
-        return super().from_dict({"net": "mlp", **values})
+        """The options of a config.json or checkpoint; one saved before ``net`` and ``weight_average``
+        existed had the MLP and no average."""
+        return super().from_dict({"net": "mlp", "weight_average": 0.0, **values})
 
     def validate(self) -> None:
         super().validate()
@@ -68,6 +76,8 @@ class DiffusionConfig(TrainingConfig):
             POSITIVE_INT.check(name, getattr(self, name))
         if isinstance(self.fourier_octaves, bool) or not isinstance(self.fourier_octaves, int) or self.fourier_octaves < 0:
             raise AevbError(f"fourier_octaves must be an integer >= 0, got {self.fourier_octaves!r}")
+        if isinstance(self.weight_average, bool) or not (0 <= self.weight_average < 1):
+            raise AevbError(f"weight_average must be in [0, 1), got {self.weight_average!r}")
         low = GAMMA_MIN if self.gamma_min is None else self.gamma_min
         if not (math.isfinite(low) and math.isfinite(self.gamma_max) and self.gamma_max > low):
             raise AevbError(f"gamma_max must exceed gamma_min, got {self.gamma_min!r} and {self.gamma_max!r}")

@@ -88,7 +88,8 @@ class DiffusionFamily(Family):
         else:
             denoiser = EpsilonMLP(data.n_features, config.hidden, spacing, octaves, base=base)
         # The N(0, I) control variate pays only where the base denoiser is the N(0, I) one.
-        return DiffusionModel(schedule, denoiser, decoder, data.n_features, control_variate=base is None)
+        return DiffusionModel(schedule, denoiser, decoder, data.n_features, control_variate=base is None,
+                              average_decay=config.weight_average)
 
     def loss(self, module: DiffusionModel, x: torch.Tensor, progress: Progress):
         """The negative bound per row, one antithetic t per row across the batch; the schedule's
@@ -109,6 +110,10 @@ class DiffusionFamily(Family):
 
     def score(self, module: DiffusionModel, x: torch.Tensor, k: int) -> tuple[torch.Tensor, str]:
         return negative_bound(module, x, k).bound, f"bound (t_samples={k})"
+
+    def after_step(self, module: DiffusionModel) -> None:
+        if module.average is not None:
+            module.average.update(module.denoiser)
 
     def sample(self, module: DiffusionModel, n: int, steps: int | None = None, progress: bool = False) -> torch.Tensor:
         return sample(module, n, steps or self.config.sample_steps, progress)

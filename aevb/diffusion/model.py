@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.distributions import Distribution
 
+from .average import WeightAverage
+
 
 def alpha_sigma(gamma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(alpha, sigma) of the variance-preserving process: alpha^2 = sigmoid(-gamma), sigma^2 = sigmoid(gamma)."""
@@ -24,7 +26,7 @@ class DiffusionModel(nn.Module):
     """schedule: t -> (gamma, gamma'); denoiser: (z, gamma) -> eps_hat; decoder: p(x | z_0)."""
 
     def __init__(self, schedule: nn.Module, denoiser: nn.Module, decoder: nn.Module, n_features: int,
-                 control_variate: bool = True):
+                 control_variate: bool = True, average_decay: float = 0.0):
         super().__init__()
         self.n_features = n_features
         # Estimate the diffusion loss against the N(0, I) denoiser's closed form (see :mod:`.bound`):
@@ -33,6 +35,8 @@ class DiffusionModel(nn.Module):
         self.schedule = schedule
         self.denoiser = denoiser
         self.decoder = decoder
+        # Out of training (validation, scores, samples) the denoiser runs on its averaged weights.
+        self.average = WeightAverage(denoiser, average_decay) if average_decay > 0 else None
 
     def data(self, y: torch.Tensor) -> torch.Tensor:
         """The clean point x (B, D) the diffusion starts from for model-space rows y: y itself,
@@ -50,5 +54,8 @@ class DiffusionModel(nn.Module):
         return self.decoder(z_0 / alpha_0, gamma_0)
 
     def epsilon(self, z: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-        """eps_hat(z_t, gamma_t) for z (B, D), gamma (B,)."""
-        return self.denoiser(z, gamma)
+        """eps_hat(z_t, gamma_t) for z (B, D), gamma (B,): the live weights in training, else
+        their running average where there is one."""
+        if self.average is None or self.training:
+            return self.denoiser(z, gamma)
+        return self.average.call(self.denoiser, z, gamma)

@@ -369,6 +369,7 @@ def train(
                     step_threads.after_step()
                     if isinstance(sums, str):
                         diverged(sums)
+                    family.after_step(model)
                     state.sums += sums
                     state.position += len(rows)
                     state.step += 1
