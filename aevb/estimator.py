@@ -213,7 +213,7 @@ class Estimator(SklearnEstimator):
         values, pre, image_shape = self._prepare(X)
         if len(values) < 2:
             raise AevbError(f"need at least 2 rows to train (one for validation), got {len(values)}")
-        self.automatic_options_, _ = self._automatic_options(len(values), _modelled_features(values, pre))
+        self.automatic_options_, _ = self._automatic_options(len(values), _modelled_features(values, pre), image_shape)
         config = self.config
         self._check_fits(config, pre.n_features)  # before any allocation
         order = np.random.default_rng(config.seed).permutation(len(values))
@@ -260,7 +260,7 @@ class Estimator(SklearnEstimator):
     def _check_fits(self, config, n_features: int) -> None:
         """Raise an AevbError naming the option when training would not fit in memory."""
 
-    def _automatic_options(self, n_rows: int, n_features: int) -> tuple[dict, str]:
+    def _automatic_options(self, n_rows: int, n_features: int, image_shape=None) -> tuple[dict, str]:
         """Values for the options left unset (None) that this family chooses from the
         data's shape, and one line saying what and why (``describe_data`` shows it)."""
         return {}, ""
@@ -341,7 +341,7 @@ class Estimator(SklearnEstimator):
         """A note on how the model reads ``data`` (what ``read_data`` gave), to show before
         training: the sizes it will choose for options left unset."""
         shape = data.shape if hasattr(data, "shape") else data.values.shape
-        return self._automatic_options(shape[0], shape[1])[1] or None
+        return self._automatic_options(shape[0], shape[1], getattr(data, "image_shape", None))[1] or None
 
     def save(self, folder: str | Path) -> Path:
         """Write config.json and model.safetensors into ``folder``; returns the folder."""

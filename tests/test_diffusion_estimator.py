@@ -107,3 +107,14 @@ def test_bad_input_is_one_line(level_model, level_rows, tmp_path, capsys, args, 
     assert call([a.format(**names) for a in args]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("aevb: error:") and message in error and "\n" not in error
+
+
+def test_the_unset_batch_size_follows_the_network(level_rows):
+    rows_model = Diffusion(**TINY).fit(level_rows)
+    assert rows_model.automatic_options_ == {"batch_size": 512} and rows_model.config.batch_size == 512
+    digits = aevb.datasets.load("digits")
+    images = type(digits)(digits.values[:200], digits.image_shape)
+    image_model = Diffusion(epochs=1, conv_width=8, sample_steps=8).fit(images)
+    assert image_model.config.net == "auto" and image_model.config.batch_size == 128
+    assert Diffusion(**TINY, batch_size=64).fit(level_rows).automatic_options_ == {}
+    assert "batch size 128 for the unet" in Diffusion().describe_data(images)

@@ -25,9 +25,19 @@ class DiffusionConfig(TrainingConfig):
     (with longer training, more patience and gradient clipping by default: the bound's estimate
     is noisier than a VAE's ELBO)."""
 
+    batch_size: int | None = option(
+        None,
+        "Rows per gradient step (default: 512 with the MLP, whose steps cost little more for more rows; "
+        "128 with the U-Net, whose steps cost in proportion).",
+        POSITIVE_INT,
+    )
     epochs: int = option(2000, "Maximum number of passes over the data.", POSITIVE_INT, may_change_on_resume=True)
-    patience: int = option(50, "Stop after this many epochs without a better validation bound.", POSITIVE_INT,
-                           may_change_on_resume=True)
+    patience: int | None = option(
+        None,
+        "Stop after this many epochs without a better validation bound (default: 30 epochs, or as many "
+        "as make 1,000 steps when epochs are short).",
+        POSITIVE_INT, may_change_on_resume=True,
+    )
     grad_clip: float | None = option(1.0, "Rescale each gradient to at most this total norm.", POSITIVE,
                                      may_change_on_resume=True)
     hidden: tuple[int, ...] = field(

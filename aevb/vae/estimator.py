@@ -45,7 +45,7 @@ class VAE(LatentModelEstimator):
     def _check_fits(self, config: VAEConfig, n_features: int) -> None:
         check_fits(config, n_features)
 
-    def _automatic_options(self, n_rows: int, n_features: int) -> tuple[dict, str]:
+    def _automatic_options(self, n_rows: int, n_features: int, image_shape=None) -> tuple[dict, str]:
         return sizes.automatic(self.get_params(deep=False), n_rows, n_features)
 
     @torch.no_grad()
