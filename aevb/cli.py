@@ -236,20 +236,18 @@ def sample(model_dir, n, out, png, seed, mean, steps, quiet):
         raise AevbError("say where the samples go: --out FILE.npy|.csv and/or --png FILE.png")
     _quiet(quiet)
     model = load(model_dir)
-    if hasattr(model, "bound_samples"):  # a diffusion model: --steps of ancestral sampling
-        rows = model.sample(n, seed=seed, mean=mean, steps=steps, progress=sys.stderr.isatty())
-    elif steps is not None:
+    # a diffusion model: --steps of ancestral sampling, with a bar over each chunk's steps
+    options = {"steps": steps, "progress": sys.stderr.isatty()} if hasattr(model, "bound_samples") else {}
+    if steps is not None and not options:
         raise AevbError("--steps applies to diffusion models only")
-    elif png is None:
-        streaming.sample_file(model, n, out, seed, mean)
+    if png is None:
+        streaming.sample_file(model, n, out, seed, mean, **options)
         return
-    else:
-        rows = model.sample(n, seed=seed, mean=mean)
+    rows = model.sample(n, seed=seed, mean=mean, **options)
     if out is not None:
         _write_rows(rows, out, model)
-    if png is not None:
-        _image_model(model, "--png")
-        save_grid(rows, model.image_shape_, png, model.preprocessor_.value_range(rows))
+    _image_model(model, "--png")
+    save_grid(rows, model.image_shape_, png, model.preprocessor_.value_range(rows))
 
 
 @cli.command()

@@ -305,17 +305,39 @@ class Estimator(SklearnEstimator):
 
     # -- using a fitted model --------------------------------------------------
 
-    @torch.no_grad()
     def sample(self, n: int = 1, seed: int | None = None) -> np.ndarray:
-        """n new rows (n, D) in the user's units, drawn from the model."""
+        """n new rows (n, D) in the user's units, drawn from the model: the rows of
+        :meth:`sample_chunks`, joined."""
         self._check_fitted()
         n = _check_positive_int(n, "the number of samples")
         seed = None if seed is None else check_seed(seed)
-        with torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.manual_seed(seed)
-            y = self.family.sample(self.model_, n)
-        return self.preprocessor_.from_model(y).double().numpy()
+        return np.concatenate(list(self.sample_chunks(n, seed)))
+
+    def sample_chunks(self, n: int, seed: int | None = None, mean: bool = False, **options):
+        """The rows of :meth:`sample` (``options`` go to it too), ``streaming.CHUNK_ROWS`` at a
+        time, so that any number of rows can be written in bounded memory.
+
+        Chunk i draws from ``streaming.chunk_seed(seed, i)``, as chunks of scored rows do (so
+        up to CHUNK_ROWS rows are those one draw of ``seed`` gives); with no seed, from a seed
+        drawn from torch's global generator, so that two calls give different rows and
+        ``torch.manual_seed`` before them makes them repeatable."""
+        self._check_fitted()
+        n = _check_positive_int(n, "the number of samples")
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, ()))
+        seed = check_seed(seed)
+        for index, start in enumerate(range(0, n, streaming.CHUNK_ROWS)):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(streaming.chunk_seed(seed, index) % 2**64)
+                part = self._sample_rows(min(streaming.CHUNK_ROWS, n - start), mean, **options)
+            yield part
+
+    @torch.no_grad()
+    def _sample_rows(self, n: int, mean: bool) -> np.ndarray:
+        """n rows (n, D) drawn from the family's model with torch's generator."""
+        if mean:
+            raise AevbError(f"a {type(self).__name__} model has no decoder mean to return; leave out --mean")
+        return self.preprocessor_.from_model(self.family.sample(self.model_, n)).double().numpy()
 
     def codes(self, x: torch.Tensor) -> np.ndarray:
         """:meth:`transform` of rows that :meth:`checked_rows` returned (a family with no code says so)."""
@@ -377,25 +399,6 @@ class LatentModelEstimator(Estimator):
         # z, the decoder's mean and scale, the draw and its float64 copy
         check_request(8 * n * (self.model_.latent_dim + 4 * self.n_features_in_), f"sampling {n} rows")
         return np.concatenate(list(self.sample_chunks(n, seed, mean)))
-
-    def sample_chunks(self, n: int, seed: int | None = None, mean: bool = False, **options):
-        """The rows of :meth:`sample` (``options`` go to it too), ``streaming.CHUNK_ROWS`` at a
-        time, so that any number of rows can be written in bounded memory.
-
-        Chunk i draws from ``streaming.chunk_seed(seed, i)``, as chunks of scored rows do (so
-        up to CHUNK_ROWS rows are those one draw of ``seed`` gives); with no seed, from a seed
-        drawn from torch's generator, whose state is left as it was."""
-        self._check_fitted()
-        n = _check_positive_int(n, "the number of samples")
-        if seed is None:
-            with torch.random.fork_rng(devices=[]):
-                seed = int(torch.randint(0, 2**62, ()))
-        seed = check_seed(seed)
-        for index, start in enumerate(range(0, n, streaming.CHUNK_ROWS)):
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(streaming.chunk_seed(seed, index) % 2**64)
-                part = self._sample_rows(min(streaming.CHUNK_ROWS, n - start), mean, **options)
-            yield part
 
     @torch.no_grad()
     def _sample_rows(self, n: int, mean: bool) -> np.ndarray:

@@ -118,3 +118,35 @@ def test_the_unset_batch_size_follows_the_network(level_rows):
     assert image_model.config.net == "auto" and image_model.config.batch_size == 128
     assert Diffusion(**TINY, batch_size=64).fit(level_rows).automatic_options_ == {}
     assert "batch size 128 for the unet" in Diffusion().describe_data(images)
+
+
+def test_samples_are_drawn_a_chunk_at_a_time_and_the_first_chunk_is_the_small_draw(level_model, tmp_path, monkeypatch):
+    from aevb.scale import streaming
+
+    small = level_model.sample(5, seed=3, steps=4)
+    monkeypatch.setattr(streaming, "CHUNK_ROWS", 5)
+    chunked = level_model.sample(12, seed=3, steps=4)
+    np.testing.assert_array_equal(chunked[:5], small)
+    assert chunked.shape == (12, 4) and not np.array_equal(chunked[5:10], small)
+    level_model.save(tmp_path / "run")
+    assert call(["sample", tmp_path / "run", "-n", "12", "--seed", "3", "--steps", "4", "--out", tmp_path / "x.npy"]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "x.npy"), chunked)
+
+
+def test_mean_ends_with_the_decoders_mean_instead_of_a_draw():
+    rows = np.random.default_rng(3).normal(size=(200, 3))
+    model = Diffusion(**TINY).fit(rows)
+    drawn, means = model.sample(50, seed=1, steps=4), model.sample(50, seed=1, steps=4, mean=True)
+    # the same z_0; the draw adds N(0, exp(gamma_0)) noise (mean was ignored before: both were draws)
+    noise = (drawn - means) / np.asarray(model.preprocessor_.scale) / np.exp(0.5 * float(model.model_.ends()[0].detach()))
+    assert 0.8 < noise.std() < 1.2 and abs(noise.mean()) < 0.2
+
+
+def test_unseeded_samples_differ_between_calls_and_follow_torchs_seed(level_model):
+    import torch
+
+    assert not np.array_equal(level_model.sample(20, steps=4), level_model.sample(20, steps=4))
+    torch.manual_seed(5)
+    first = level_model.sample(20, steps=4)
+    torch.manual_seed(5)
+    np.testing.assert_array_equal(level_model.sample(20, steps=4), first)

@@ -22,8 +22,8 @@ UNET_MIN_SIDE = 8
 @dataclass
 class DiffusionConfig(TrainingConfig):
     """A diffusion model's options, plus the training fields of :class:`aevb.config.TrainingConfig`
-    (with longer training, more patience and gradient clipping by default: the bound's estimate
-    is noisier than a VAE's ELBO)."""
+    (with longer training and gradient clipping by default: the bound's estimate is noisier
+    than a VAE's ELBO; the batch size follows the network when unset)."""
 
     batch_size: int | None = option(
         None,
@@ -41,7 +41,7 @@ class DiffusionConfig(TrainingConfig):
     grad_clip: float | None = option(1.0, "Rescale each gradient to at most this total norm.", POSITIVE,
                                      may_change_on_resume=True)
     hidden: tuple[int, ...] = field(
-        default=(256, 256, 256), metadata={"help": "Hidden layer widths of the epsilon network (an MLP)."}
+        default=(256, 256, 256), metadata={"help": "Widths of the MLP epsilon network: a first layer, then a residual block per further width."}
     )
     net: EpsilonNet = field(
         default="auto",

@@ -11,6 +11,7 @@ from ..core.family import DataDescription
 from ..data.preprocess import Preprocessor
 from ..errors import AevbError
 from ..estimator import Estimator, _check_positive_int
+from ..vae.memory import check_request
 from .bound import negative_bound
 from .config import DiffusionConfig
 from .family import DiffusionFamily, resolved_net
@@ -67,19 +68,22 @@ class Diffusion(Estimator):
 
     # -- using a fitted model --------------------------------------------------
 
-    @torch.no_grad()
     def sample(self, n: int = 1, seed: int | None = None, mean: bool = False, steps: int | None = None,
                progress: bool = False) -> np.ndarray:
         """n new rows (n, D) in the user's units by ancestral sampling with ``steps`` steps
-        (default ``sample_steps``). ``mean=True`` ends with the decoder's most likely x given z_0."""
+        (default ``sample_steps``). ``mean=True`` ends with the decoder's most likely x given z_0.
+        The rows are those of :meth:`sample_chunks` (``streaming.CHUNK_ROWS`` at a time), joined."""
         self._check_fitted()
         n = _check_positive_int(n, "the number of samples")
         steps = _check_positive_int(steps if steps is not None else self.config.sample_steps, "steps")
-        with torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.manual_seed(seed)
-            y = self.family.sample(self.model_, n, steps, progress)
-        return self.preprocessor_.from_model(y, mean=False).double().numpy()
+        check_request(8 * n * 4 * self.n_features_in_, f"sampling {n} rows")  # z, eps_hat, the draw, its float64 copy
+        return np.concatenate(list(self.sample_chunks(n, seed, mean, steps=steps, progress=progress)))
+
+    @torch.no_grad()
+    def _sample_rows(self, n: int, mean: bool, steps: int | None = None, progress: bool = False) -> np.ndarray:
+        """n rows (n, D) by ancestral sampling with torch's generator (:meth:`sample`)."""
+        y = self.family.sample(self.model_, n, steps, progress, mean=mean)
+        return self.preprocessor_.from_model(y, mean=False).double().numpy()  # grid values or draws: no mean to take
 
     def bound_samples(self, X, t_samples: int = DEFAULT_T_SAMPLES, seed: int = 0) -> dict[str, np.ndarray]:
         """Per row (n,): the ``bound`` on log p(x) in nats of the user's data, its Monte-Carlo

@@ -115,6 +115,7 @@ class DiffusionFamily(Family):
         if module.average is not None:
             module.average.update(module.denoiser)
 
-    def sample(self, module: DiffusionModel, n: int, steps: int | None = None, progress: bool = False) -> torch.Tensor:
-        return sample(module, n, steps or self.config.sample_steps, progress)
+    def sample(self, module: DiffusionModel, n: int, steps: int | None = None, progress: bool = False,
+               mean: bool = False) -> torch.Tensor:
+        return sample(module, n, steps or self.config.sample_steps, progress, mean)
 

@@ -28,7 +28,8 @@ def sample(model: DiffusionModel, n: int, steps: int, progress: bool = False, me
     dtype, device = gamma_0.dtype, gamma_0.device
     z = standard_normal((n, model.n_features), dtype, device)
     times = torch.linspace(1.0, 0.0, steps + 1, dtype=dtype, device=device)
-    for t, s in tqdm(zip(times[:-1], times[1:]), total=steps, disable=not progress, desc="sampling", unit="step"):
+    for t, s in tqdm(zip(times[:-1], times[1:]), total=steps, disable=not progress, desc="sampling", unit="step",
+                    leave=False):
         gamma_t, _ = model.schedule(t.expand(n))
         gamma_s, _ = model.schedule(s.expand(n))
         (alpha_t, sigma_t), (alpha_s, sigma_s) = alpha_sigma(gamma_t), alpha_sigma(gamma_s)

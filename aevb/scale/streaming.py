@@ -154,13 +154,13 @@ def encode_file(model, rows: np.ndarray, name: str, out: Path, row_names: tuple[
     return write_blocks(blocks(), out, len(rows), row_names=row_names)
 
 
-def sample_file(model, n: int, out: Path, seed: int, mean: bool) -> None:
-    """Write ``model.sample(n, seed, mean)`` to ``out`` a chunk at a time (:meth:`sample_chunks`):
-    a .npy/.csv of rows, with the training file's header and whole-number columns, or for a
-    table model a .csv/.parquet table."""
+def sample_file(model, n: int, out: Path, seed: int, mean: bool, **options) -> None:
+    """Write ``model.sample(n, seed, mean, **options)`` to ``out`` a chunk at a time
+    (:meth:`sample_chunks`): a .npy/.csv of rows, with the training file's header and
+    whole-number columns, or for a table model a .csv/.parquet table."""
     def parts():
         with progress.rows(n, "sampling") as bar:
-            for part in model.sample_chunks(n, seed=seed, mean=mean):
+            for part in model.sample_chunks(n, seed=seed, mean=mean, **options):
                 bar.update(len(part))
                 yield part
 
