@@ -23,7 +23,6 @@ import torch
 from .config import POSITIVE_INT
 from .core import progress
 from .core.noise import MAX_SEED
-from .data.columns import ColumnFormat
 from .data.images import save_grid
 from .data.loaders import row_names
 from .diffusion.estimator import format_evaluation as format_diffusion_evaluation
@@ -106,12 +105,11 @@ def _options_for(estimator_class, options: dict, what: str) -> dict:
 
 def _write_rows(rows, path: Path, model) -> None:
     """Write rows in the user's units: a DataFrame (.csv/.parquet), or an array (.npy, or .csv
-    with the training data's header and whole-number columns, :class:`ColumnFormat`)."""
+    with the training data's header and whole-number columns: :func:`streaming.write_model_rows`)."""
     if hasattr(rows, "to_csv"):
         write_table(rows, path)
         return
-    columns = getattr(model, "columns_", None) or ColumnFormat.plain(rows.shape[1])
-    streaming.write_blocks(iter([(list(columns.names), rows)]), path, len(rows), columns=columns)
+    streaming.write_model_rows(model, iter([rows]), path, len(rows))
 
 
 def _quiet(quiet: bool) -> None:

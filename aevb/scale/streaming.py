@@ -169,8 +169,14 @@ def sample_file(model, n: int, out: Path, seed: int, mean: bool, **options) -> N
     if hasattr(model, "schema_"):
         write_table_chunks(parts(), out)
         return
+    write_model_rows(model, parts(), out, n)
+
+
+def write_model_rows(model, parts: Iterator[np.ndarray], path: Path, n_rows: int) -> None:
+    """Write arrays of rows in a model's units (:func:`write_blocks`): a .csv with the training
+    data's header and its whole-number columns as integers (``model.columns_``), or a .npy."""
     columns = getattr(model, "columns_", None) or ColumnFormat.plain(model.n_features_in_)
-    write_blocks(((list(columns.names), part) for part in parts()), out, n, columns=columns)
+    write_blocks(((list(columns.names), part) for part in parts), path, n_rows, columns=columns)
 
 
 def _bar(rows: np.ndarray, group: Group, desc: str):
