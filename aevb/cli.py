@@ -241,10 +241,10 @@ def sample(model_dir, n, out, png, seed, mean, steps, quiet):
     if png is None:
         streaming.sample_file(model, n, out, seed, mean, **options)
         return
+    _image_model(model, "--png")  # before drawing: a diffusion model's draws take minutes
     rows = model.sample(n, seed=seed, mean=mean, **options)
     if out is not None:
         _write_rows(rows, out, model)
-    _image_model(model, "--png")
     save_grid(rows, model.image_shape_, png, model.preprocessor_.value_range(rows))
 
 

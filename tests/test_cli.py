@@ -166,10 +166,11 @@ def test_sample_of_image_model_stays_on_pixel_levels(image_model, tmp_path):
 def test_sample_png_of_row_model_fails_with_usage_error(rows_model, tmp_path, capsys):
     _, model, _ = rows_model
     png = tmp_path / "grid.png"
-    assert call(["sample", model, "--png", png]) == 2
+    assert call(["sample", model, "--png", png, "--out", tmp_path / "rows.npy"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("aevb: error:") and err.count("\n") == 1
     assert "image" in err
+    assert not (tmp_path / "rows.npy").exists()  # refused before any row was drawn or written
     assert not png.exists()
 
 
