@@ -119,7 +119,8 @@ class TrainingConfig(Options):
 
     epochs: int | None = option(
         None,
-        "Maximum number of passes over the data (default: 500, or as many as make 20,000 steps when epochs are short).",
+        "Maximum number of passes over the data (default: none under --max-time; else 500, or as many as "
+        "make 20,000 steps when epochs are short).",
         POSITIVE_INT, may_change_on_resume=True,
     )
     batch_size: int = option(128, "Rows per gradient step.", POSITIVE_INT)

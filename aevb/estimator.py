@@ -281,15 +281,15 @@ class Estimator(SklearnEstimator):
             module = built[-1].to(self.dtype)
             step = forecast.timed(lambda: probe.loss(module, pre.to_model(rows).to(self.dtype), Progress(1, 0))[0].sum().backward())
         ratio = max(value / PROBE_SIZE for value in large.values())
-        epochs = epoch_limit(config, n_train)
-        steps = -(-n_train // config.batch_size) * epochs
-        seconds = ratio * (build + steps * step)
+        epochs, per_epoch = epoch_limit(config, n_train), -(-n_train // config.batch_size)
+        seconds = math.inf if epochs is None else ratio * (build + per_epoch * epochs * step)
         if config.max_time is not None:
             seconds = min(seconds, config.max_time)
+        run = f"at most {epochs} epochs" if epochs is not None else f"epochs for {config.max_time:g} s"
         options = ", ".join(f"--{name.replace('_', '-')} {value}" for name, value in large.items())
         forecast.warn_if_long(
             seconds, "training",
-            f"at most {epochs} epochs of {steps // epochs} steps; with {PROBE_SIZE} in place of "
+            f"{run} of {per_epoch} steps; with {PROBE_SIZE} in place of "
             f"{options}, building took {build:.3g} s and a step {step:.3g} s", f"lower {options}",
         )
 

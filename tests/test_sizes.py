@@ -61,6 +61,7 @@ def test_unset_epochs_allow_20000_steps_on_small_data():
     assert epoch_limit(config, 270) == 6667  # 3 steps an epoch
     assert epoch_limit(config, 100_000) == 500  # 1,000 steps an epoch: 500 epochs
     assert epoch_limit(VAEConfig(batch_size=100, epochs=7), 270) == 7  # an explicit value wins
+    assert epoch_limit(VAEConfig(batch_size=100, max_time=60), 270) is None  # the budget is the cap
 
 
 def test_training_stops_at_the_step_based_epoch_cap(monkeypatch):
@@ -72,3 +73,13 @@ def test_training_stops_at_the_step_based_epoch_cap(monkeypatch):
     # 36 training rows in batches of 18: two steps an epoch, so 4 epochs make 8 steps (more than 3 epochs).
     model = VAE(batch_size=18, hidden=(4,), latent_dim=1, patience=100).fit(rows, progress=False)
     assert model.stopped_because_ == "epochs" and len(model.history_) == 4
+
+
+def test_a_time_budget_replaces_the_epoch_cap(monkeypatch):
+    from aevb.train import loop
+
+    monkeypatch.setattr(loop, "EPOCH_CAP", 3)
+    monkeypatch.setattr(loop, "EPOCH_CAP_STEPS", 8)
+    rows = np.random.default_rng(0).normal(size=(40, 2))
+    model = VAE(batch_size=18, hidden=(4,), latent_dim=1, patience=10**6, max_time=0.5).fit(rows, progress=False)
+    assert model.stopped_because_ == "max_time" and len(model.history_) > 4

@@ -133,9 +133,10 @@ def _order_length(train_x: torch.Tensor | ChunkedRows) -> int:
 # 1.03 nats/row held out, 0.40 when allowed 1,000 steps; benchmarks/defaults_ab.py).
 PATIENCE_EPOCHS, PATIENCE_STEPS = 30, 1000
 # Training stops after EPOCH_CAP epochs or EPOCH_CAP_STEPS steps, whichever is more (when
-# --epochs is unset): on a few hundred rows 500 epochs are 1,500 steps, and such runs were
-# cut while the held-out bound still improved (270 rows: 0.40 nats/row held out at 500
-# epochs, 0.19 when allowed more; benchmarks/defaults_ab.py).
+# --epochs and --max-time are unset): on a few hundred rows 500 epochs are 1,500 steps, and
+# such runs were cut while the held-out bound still improved (270 rows: 0.40 nats/row held
+# out at 500 epochs, 0.19 when allowed more; benchmarks/defaults_ab.py). A --max-time budget
+# replaces the cap: 500 epochs of 141 steps had cut 900 s runs still improving.
 EPOCH_CAP, EPOCH_CAP_STEPS = 500, 20_000
 
 
@@ -151,21 +152,24 @@ def patience_epochs(config: TrainingConfig, n_train: int) -> int:
     return max(PATIENCE_EPOCHS, math.ceil(PATIENCE_STEPS / _steps_per_epoch(config, n_train)))
 
 
-def epoch_limit(config: TrainingConfig, n_train: int) -> int:
-    """The most epochs training runs: ``config.epochs``, or when unset, 500 epochs or as many
-    as make 20,000 steps, whichever is more."""
+def epoch_limit(config: TrainingConfig, n_train: int) -> int | None:
+    """The most epochs training runs: ``config.epochs``; when unset, None (no cap) under a
+    ``max_time`` budget, else 500 epochs or as many as make 20,000 steps, whichever is more."""
     if config.epochs is not None:
         return config.epochs
+    if config.max_time is not None:
+        return None
     return max(EPOCH_CAP, math.ceil(EPOCH_CAP_STEPS / _steps_per_epoch(config, n_train)))
 
 
-def _stop_reason(state: TrainingState, config: TrainingConfig, family: Family, patience: int, epochs: int) -> str | None:
+def _stop_reason(state: TrainingState, config: TrainingConfig, family: Family, patience: int,
+                 epochs: int | None) -> str | None:
     """Why training should not start another epoch, if it should not."""
     if state.epoch > 0 and state.epoch - max(state.best_epoch, family.warmup_epochs) >= patience:
         return "early stopping"
     if state.epoch > 0 and config.max_time is not None and state.seconds >= config.max_time:
         return "max_time"
-    if state.epoch >= epochs:
+    if epochs is not None and state.epoch >= epochs:
         return "epochs"
     return None
 
