@@ -106,6 +106,8 @@ Posterior = Literal["diagonal", "full", "iaf"]
 Prior = Literal["standard", "mog", "vamp"]
 # What training maximizes: the ELBO, or the importance-weighted bound on k draws.
 Objective = Literal["elbo", "iwae"]
+# The learning rate over a run: constant, or annealed to zero along a half cosine (aevb.train.schedule).
+LearningRateSchedule = Literal["constant", "cosine"]
 # Where training computes: a GPU when torch sees one (auto), the CPU, or a GPU (cuda).
 Device = Literal["auto", "cpu", "cuda"]
 # float32 throughout, or bf16 autocast of the networks on a GPU.
@@ -125,6 +127,12 @@ class TrainingConfig(Options):
     )
     batch_size: int = option(128, "Rows per gradient step.", POSITIVE_INT)
     learning_rate: float = option(1e-3, "Adam step size.", POSITIVE, may_change_on_resume=True)
+    learning_rate_schedule: LearningRateSchedule = option(
+        "constant",
+        "constant, or cosine: annealed to zero at the run's end (its --max-time budget or its last epoch, "
+        "whichever comes first).",
+        may_change_on_resume=True,
+    )
     weight_decay: float = option(0.0, "Adam's L2 penalty on weights.", AT_LEAST_ZERO)
     validation_fraction: float = option(0.1, "Share of rows held out for early stopping.", FRACTION)
     patience: int | None = option(

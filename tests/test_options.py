@@ -71,8 +71,8 @@ def test_optional_options_take_none():
 
 def test_the_options_that_may_change_on_resume_are_declared_with_them():
     assert set(VAEConfig.may_change_on_resume()) == {
-        "epochs", "patience", "max_time", "checkpoint_every", "learning_rate", "grad_clip", "device", "precision",
-        "threads",
+        "epochs", "patience", "max_time", "checkpoint_every", "learning_rate", "learning_rate_schedule", "grad_clip",
+        "device", "precision", "threads",
     }
     assert TableConfig.may_change_on_resume() == VAEConfig.may_change_on_resume()
     saved = VAEConfig(epochs=3).to_dict()

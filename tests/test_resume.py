@@ -30,8 +30,9 @@ KILLS = 5
 KILL_SEED = 20240611
 # Level data (0..15) so that dequantization noise is drawn too; small batches so
 # that an epoch has many steps and a time-based checkpoint lands mid-epoch.
-# A KL warm-up so that its schedule has to resume at the right point too.
+# A KL warm-up and an annealed learning rate, so that both schedules have to resume at the right point.
 FIT = ["--epochs", "12", "--patience", "100", "--hidden", "16", "--latent-dim", "2", "--kl-warmup", "5",
+       "--learning-rate-schedule", "cosine",
        "--batch-size", "8", "--checkpoint-every", "0.05", "--quiet"]
 # One thread: the same arithmetic in every process, and a light load on CI.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..config import POSITIVE, POSITIVE_INT, TrainingConfig, option
+from ..config import POSITIVE, POSITIVE_INT, LearningRateSchedule, TrainingConfig, option
 from ..errors import AevbError
 from .schedule import GAMMA_MAX, GAMMA_MIN
 
@@ -22,8 +22,8 @@ UNET_MIN_SIDE = 8
 @dataclass
 class DiffusionConfig(TrainingConfig):
     """A diffusion model's options, plus the training fields of :class:`aevb.config.TrainingConfig`
-    (with longer training and gradient clipping by default: the bound's estimate is noisier
-    than a VAE's ELBO; the batch size follows the network when unset)."""
+    (with longer training and an annealed learning rate by default: the bound's estimate is
+    noisier than a VAE's ELBO; the batch size follows the network when unset)."""
 
     batch_size: int | None = option(
         None,
@@ -38,10 +38,25 @@ class DiffusionConfig(TrainingConfig):
         "as make 1,000 steps when epochs are short).",
         POSITIVE_INT, may_change_on_resume=True,
     )
-    grad_clip: float | None = option(1.0, "Rescale each gradient to at most this total norm.", POSITIVE,
-                                     may_change_on_resume=True)
+    learning_rate_schedule: LearningRateSchedule = option(
+        "cosine",
+        "constant, or cosine: annealed to zero at the run's end (its --max-time budget or its last epoch, "
+        "whichever comes first; default for diffusion, whose bound's estimate is noisy).",
+        may_change_on_resume=True,
+    )
+    # No clipping by default: the schedule's shape learns from the squared loss, whose gradient
+    # dwarfs the network's, so a clip on the total norm shrank the network's steps at random
+    # (digits, U-Net, 150 s: 2.07 bits/dim clipped at 1, 1.96 unclipped).
+    grad_clip: float | None = option(None, "Rescale each gradient to at most this total norm (off by default).",
+                                     POSITIVE, may_change_on_resume=True)
     hidden: tuple[int, ...] = field(
         default=(256, 256, 256), metadata={"help": "Widths of the MLP epsilon network: a first layer, then a residual block per further width."}
+    )
+    dropout: float = field(
+        default=0.2,
+        metadata={"help": "Diffusion: dropout rate inside each residual block of the MLP epsilon network "
+                  "(against overfitting: on 18,000 rows of 16 features the unregularized MLP fit its training "
+                  "rows to the true density and held-out rows 0.35 nats/row worse)."},
     )
     net: EpsilonNet = field(
         default="auto",
@@ -73,9 +88,11 @@ class DiffusionConfig(TrainingConfig):
 
     @classmethod
     def from_dict(cls, values: dict) -> DiffusionConfig:
-        """The options of a config.json or checkpoint; one saved before ``net`` and ``weight_average``
-        existed had the MLP and no average."""
-        return super().from_dict({"net": "mlp", "weight_average": 0.0, **values})
+        """The options of a config.json or checkpoint; one saved before ``net``, ``weight_average``,
+        ``dropout`` and ``learning_rate_schedule`` existed had the MLP, no average, no dropout and
+        a constant rate."""
+        earlier = {"net": "mlp", "weight_average": 0.0, "dropout": 0.0, "learning_rate_schedule": "constant"}
+        return super().from_dict({**earlier, **values})
 
     def validate(self) -> None:
         super().validate()
@@ -86,6 +103,8 @@ class DiffusionConfig(TrainingConfig):
             POSITIVE_INT.check(name, getattr(self, name))
         if isinstance(self.fourier_octaves, bool) or not isinstance(self.fourier_octaves, int) or self.fourier_octaves < 0:
             raise AevbError(f"fourier_octaves must be an integer >= 0, got {self.fourier_octaves!r}")
+        if isinstance(self.dropout, bool) or not (0 <= self.dropout < 1):
+            raise AevbError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if isinstance(self.weight_average, bool) or not (0 <= self.weight_average < 1):
             raise AevbError(f"weight_average must be in [0, 1), got {self.weight_average!r}")
         low = GAMMA_MIN if self.gamma_min is None else self.gamma_min

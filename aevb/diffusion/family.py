@@ -86,7 +86,8 @@ class DiffusionFamily(Family):
         if resolved_net(config, data.image_shape) == "unet":
             denoiser = EpsilonUNet(data.image_shape, config.conv_width, spacing, octaves, base=base)
         else:
-            denoiser = EpsilonMLP(data.n_features, config.hidden, spacing, octaves, base=base)
+            denoiser = EpsilonMLP(data.n_features, config.hidden, spacing, octaves, base=base,
+                                  dropout=config.dropout)
         # The N(0, I) control variate pays only where the base denoiser is the N(0, I) one.
         return DiffusionModel(schedule, denoiser, decoder, data.n_features, control_variate=base is None,
                               average_decay=config.weight_average)

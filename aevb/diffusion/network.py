@@ -79,11 +79,12 @@ class StandardNormal(nn.Module):
 
 
 class NoiseLevelBlock(nn.Module):
-    """h -> skip(h) + W2 silu(W1 silu(norm(h)) + E e): a residual layer that is told the noise
-    level (its embedding e) again, so that each layer can act differently at each level."""
+    """h -> skip(h) + W2 dropout(silu(W1 silu(norm(h)) + E e)): a residual layer that is told the
+    noise level (its embedding e) again, so that each layer can act differently at each level."""
 
-    def __init__(self, width_in: int, width: int, level_width: int):
+    def __init__(self, width_in: int, width: int, level_width: int, dropout: float = 0.0):
         super().__init__()
+        self.dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(width_in)
         self.inner = nn.Linear(width_in, width)
         self.level = nn.Linear(level_width, width)
@@ -92,7 +93,7 @@ class NoiseLevelBlock(nn.Module):
 
     def forward(self, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         inner = F.silu(self.inner(F.silu(self.norm(h))) + self.level(e))
-        return self.skip(h) + self.outer(inner)
+        return self.skip(h) + self.outer(self.dropout(inner))
 
 
 class EpsilonMLP(nn.Module):
@@ -107,7 +108,7 @@ class EpsilonMLP(nn.Module):
     """
 
     def __init__(self, n_features: int, hidden: tuple[int, ...], spacing: torch.Tensor, octaves: int,
-                 embedding: int = 32, base: nn.Module | None = None):
+                 embedding: int = 32, base: nn.Module | None = None, dropout: float = 0.0):
         super().__init__()
         self.base = base if base is not None else StandardNormal()
         self.fourier = FourierFeatures(spacing, octaves) if octaves > 0 else None
@@ -115,7 +116,7 @@ class EpsilonMLP(nn.Module):
         width = n_features + (self.fourier.out_features if self.fourier is not None else 0)
         self.level = nn.Sequential(nn.Linear(embedding, hidden[0]), nn.SiLU())
         self.first = nn.Linear(width, hidden[0])
-        self.blocks = nn.ModuleList(NoiseLevelBlock(a, b, hidden[0]) for a, b in zip(hidden, hidden[1:]))
+        self.blocks = nn.ModuleList(NoiseLevelBlock(a, b, hidden[0], dropout) for a, b in zip(hidden, hidden[1:]))
         self.out = nn.Linear(hidden[-1], n_features)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)

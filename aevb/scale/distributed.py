@@ -80,6 +80,13 @@ class Group:
                 dist.all_reduce(tensor)
         return tensor
 
+    def main_value(self, value: float, device: torch.device | str = "cpu") -> float:
+        """Rank 0's ``value``, on every rank (reduced on ``device``: NCCL reduces GPU tensors only)."""
+        if not self.active:
+            return value
+        mine = torch.tensor([value if self.is_main else 0.0], dtype=torch.float64, device=device)
+        return float(self.all_reduce(mine)[0])
+
     def data_parallel(self, module: torch.nn.Module) -> torch.nn.Module:
         """``module`` wrapped in DistributedDataParallel (which starts every rank from rank 0's
         weights and averages gradients over the ranks in backward), each call of it a
